@@ -1,0 +1,1 @@
+"""ClickHouse table definitions: DDL templates (``*.sql``) and their renderer (:mod:`.ddl`)."""

@@ -1,0 +1,64 @@
+"""Rule configuration: validated data, published to the compacted ``risk.rules.v1`` topic and hot-reloaded.
+
+A :class:`RuleSet` holds one field per rule, each with complete defaults, so a new rule is a new field and an
+older configuration file (without it) still validates. Every alert records the ``version`` of the rule that
+fired. Validation errors name the field and the reason, e.g.
+``burst.thresholds.attention: attention (3) must be greater than notice (3)``.
+
+Example:
+    >>> rules = RuleSet.model_validate({"version": 7, "burst": {"version": 2, "window_minutes": 20}})
+    >>> rules.burst.window_minutes, rules.burst.thresholds.warning
+    (20, 8)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from schemas.common import Contract, SchemaVersion
+
+__all__ = ["BurstRuleConfig", "RuleSet", "TierThresholds"]
+
+
+class TierThresholds(Contract):
+    """Counts at which each tier starts; strictly increasing: ``notice < attention < warning``."""
+
+    notice: int = Field(default=3, ge=1, description="Count at which the 提示 notice tier starts.")
+    attention: int = Field(default=5, ge=1, description="Count at which the 关注 attention tier starts.")
+    warning: int = Field(default=8, ge=1, description="Count at which the 预警 warning tier starts.")
+
+    @field_validator("attention", "warning")
+    @classmethod
+    def _increasing(cls, value: int, info: ValidationInfo) -> int:
+        lower = "notice" if info.field_name == "attention" else "attention"
+        below = info.data.get(lower)
+        if below is not None and value <= below:
+            raise PydanticCustomError(
+                "thresholds_order", "{field} ({value}) must be greater than {lower} ({below})",
+                {"field": info.field_name, "value": value, "lower": lower, "below": below},
+            )
+        return value
+
+
+class BurstRuleConfig(Contract):
+    """Multi-application burst (集中申请多笔贷款): tiers by the count of loan applications in a window."""
+
+    rule_id: Literal["multi_application_burst"] = "multi_application_burst"
+    version: int = Field(default=1, ge=1, description="Recorded on every alert this rule raises.")
+    enabled: bool = True
+    window_minutes: int = Field(default=30, ge=1, le=1440, description="Sliding event-time window.")
+    thresholds: TierThresholds = Field(default_factory=TierThresholds)
+    cooldown_minutes: int = Field(
+        default=30, ge=1, le=10080, description="Event time without a burst after which an episode closes."
+    )
+
+
+class RuleSet(Contract):
+    """The whole rule configuration; one field per rule, every field defaulted."""
+
+    schema_version: SchemaVersion = 1
+    version: int = Field(default=1, ge=1, description="Version of the rule set as a whole.")
+    burst: BurstRuleConfig = Field(default_factory=BurstRuleConfig)

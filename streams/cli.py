@@ -1,0 +1,171 @@
+"""The `loanwatch` command line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from streams.logs import configure_logging
+from streams.rules_file import RulesFileError, load_rules
+from streams.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time in-loan risk monitoring.")
+err = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment; a bad value stops here with the variable and the reason."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        load_rules(settings.rules_file)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "_".join(str(p) for p in error["loc"]).upper()
+            err.print(f"[red]configuration error[/red]: LOANWATCH_{field}: {error['msg']}")
+        raise typer.Exit(2) from None
+    except RulesFileError as exc:
+        err.print(f"[red]rules error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+@app.command()
+def init() -> None:
+    """Create the Kafka topics and the ClickHouse tables (idempotent)."""
+    from streams.bootstrap import initialise
+
+    settings = _settings()
+    initialise(settings, progress=err.print)
+
+
+@app.command()
+def worker() -> None:
+    """Run a Faust worker: decode, dead-letter, detect bursts, publish alerts."""
+    from streams.worker import run_worker
+
+    run_worker(_settings())
+
+
+@app.command()
+def writer() -> None:
+    """Run the ClickHouse writer until Ctrl-C / SIGTERM (buffered rows are inserted before it exits)."""
+    from streams.clickhouse.connect import open_for_settings
+    from streams.clickhouse.writer import ClickHouseWriter
+
+    settings = _settings()
+    stop = _stop_on_signals()
+    backend = open_for_settings(settings)
+    try:
+        stats = ClickHouseWriter(settings, backend, progress=None).run(stop)
+    finally:
+        backend.close()
+    err.print(f"writer stopped: {stats}")
+
+
+@app.command()
+def simulate(
+    customers: Annotated[int, typer.Option(min=1, help="simulated customers")] = 2000,
+    hours: Annotated[float, typer.Option(min=1.5, help="event-time span of the traffic")] = 6.0,
+    rate: Annotated[float, typer.Option(min=0, help="events per second; 0 = as fast as possible")] = 2000.0,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same traffic")] = 7,
+    burst_share: Annotated[float, typer.Option(min=0, max=1, help="share of customers with a burst")] = 0.02,
+    malformed_share: Annotated[float, typer.Option(min=0, max=1, help="extra malformed messages")] = 0.0,
+    start: Annotated[str | None, typer.Option(help="event time of the first event, ISO-8601 UTC")] = None,
+    labels: Annotated[Path | None, typer.Option(help="also write the labelled stream as JSONL here")] = None,
+) -> None:
+    """Produce realistic labelled traffic (sessions, applications, repayments) with injected bursts."""
+    from streams.simulate.produce import produce
+    from streams.simulate.traffic import SimConfig, Traffic
+
+    settings = _settings()
+    begin = datetime.fromisoformat(start) if start else datetime.now(UTC).replace(microsecond=0)
+    if begin.tzinfo is None:
+        err.print("[red]--start must carry a timezone, e.g. 2026-01-05T00:00:00+00:00[/red]")
+        raise typer.Exit(2)
+    traffic = Traffic(
+        SimConfig(
+            customers=customers,
+            seed=seed,
+            start=begin,
+            hours=hours,
+            burst_share=burst_share,
+            malformed_share=malformed_share,
+            behavior_topic=settings.topics.behavior,
+            repayment_topic=settings.topics.repayment,
+            inquiry_topic=settings.topics.inquiry,
+        )
+    )
+    stop = _stop_on_signals()
+    stats = produce(
+        settings.confluent_config(),
+        traffic.records(),
+        rate=rate or None,
+        stop=stop,
+        progress=lambda s: err.print(f"sent {s.sent:,} delivered {s.delivered:,} in {s.elapsed_s:.0f}s"),
+        labels_path=labels,
+    )
+    err.print(f"done: {stats.delivered:,} delivered, {len(traffic.bursts)} bursts injected")
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float, typer.Option(min=10, help="stop after this many seconds at the latest")
+    ] = 180.0,
+    customers: Annotated[int, typer.Option(min=10)] = 3000,
+    hours: Annotated[float, typer.Option(min=1.5, help="event-time span of the simulated traffic")] = 8.0,
+    rate: Annotated[float, typer.Option(min=1, help="events per second")] = 1000.0,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Start a local broker and embedded ClickHouse, run everything on simulated traffic, show alerts."""
+    from streams.demo import DemoOptions, run_demo
+
+    settings = _settings()
+    options = DemoOptions(duration=duration, customers=customers, hours=hours, rate=rate, seed=seed)
+    summary = run_demo(settings, options, stop=_stop_on_signals())
+    # The last stdout line is the machine-readable summary.
+    sys.stdout.write(summary + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="listener port on 127.0.0.1")] = 9092,
+) -> None:
+    """Run the local single-node Kafka broker in the foreground (for running the parts by hand)."""
+    from streams.local.kafka_broker import LocalKafka
+
+    settings = _settings()
+    stop = _stop_on_signals()
+    with LocalKafka(settings.home / "kafka", port=port, progress=err.print) as kafka:
+        err.print(f"Kafka broker ready: export LOANWATCH_KAFKA_BOOTSTRAP={kafka.bootstrap}")
+        stop.wait()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

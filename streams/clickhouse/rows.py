@@ -1,0 +1,149 @@
+"""Kafka record → ClickHouse row, one function per table. Pure apart from the ingest timestamp passed in."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemas import serde
+from schemas.common import to_ms
+from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
+from schemas.outputs import Alert, DeadLetter
+
+EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "customer_id",
+    "ts",
+    "ts_ms",
+    "source_topic",
+    "partition",
+    "offset",
+    "payload",
+    "ingested_at",
+)
+ALERT_COLUMNS = (
+    "alert_id",
+    "customer_id",
+    "rule_id",
+    "rule_version",
+    "tier",
+    "tier_label",
+    "score",
+    "reasons",
+    "evidence_event_ids",
+    "first_seen",
+    "last_seen",
+    "first_seen_ms",
+    "last_seen_ms",
+    "payload",
+    "ingested_at",
+)
+DEAD_LETTER_COLUMNS = (
+    "dead_letter_id",
+    "source_topic",
+    "partition",
+    "offset",
+    "error_kind",
+    "reason",
+    "payload_b64",
+    "payload_size",
+    "received_at",
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """The parts of a consumed Kafka message a row needs."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+Row = tuple[Any, ...]
+RowBuilder = Callable[[Record, datetime], Row | None]
+
+
+def event_row(decode: Callable[[bytes], Any]) -> RowBuilder:
+    """A builder for raw input events; invalid ones give None (the worker dead-letters them)."""
+
+    def build(record: Record, now: datetime) -> Row | None:
+        try:
+            event = decode(record.value)
+        except Exception:  # noqa: BLE001 — undecodable input is the worker's dead letter, not a row here.
+            return None
+        return (
+            event.event_id,
+            event.event_type,
+            event.customer_id,
+            event.ts,
+            to_ms(event.ts),
+            record.topic,
+            record.partition,
+            record.offset,
+            record.value.decode("utf-8"),
+            now,
+        )
+
+    return build
+
+
+def alert_row(record: Record, now: datetime) -> Row:
+    """An alert row; the payload keeps the whole contract for consumers that want every field."""
+    alert = Alert.model_validate_json(record.value)
+    return (
+        alert.alert_id,
+        alert.customer_id,
+        alert.rule_id,
+        alert.rule_version,
+        alert.tier,
+        alert.tier_label,
+        alert.score,
+        serde.dumps([r.model_dump(mode="json") for r in alert.reasons]).decode("utf-8"),
+        list(alert.evidence_event_ids),
+        alert.first_seen,
+        alert.last_seen,
+        to_ms(alert.first_seen),
+        to_ms(alert.last_seen),
+        record.value.decode("utf-8"),
+        now,
+    )
+
+
+def dead_letter_row(record: Record, now: datetime) -> Row:
+    """A dead-letter row as the worker described it."""
+    letter = DeadLetter.model_validate_json(record.value)
+    return dead_letter_tuple(letter)
+
+
+def dead_letter_tuple(letter: DeadLetter) -> Row:
+    """Row form of a DeadLetter (also used for output messages the writer itself cannot read)."""
+    return (
+        letter.dead_letter_id,
+        letter.source_topic,
+        letter.partition,
+        letter.offset,
+        letter.error_kind,
+        letter.reason,
+        letter.payload_b64,
+        letter.payload_size,
+        letter.received_at,
+    )
+
+
+def raw_b64(value: bytes) -> str:
+    """Base64 of raw bytes, for keeping what could not be parsed."""
+    return base64.b64encode(value).decode("ascii")
+
+
+DECODERS: dict[str, Callable[[bytes], Any]] = {
+    "behavior": decode_behavior,
+    "repayment": decode_repayment,
+    "inquiry": decode_inquiry,
+}

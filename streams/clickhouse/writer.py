@@ -1,0 +1,230 @@
+"""`loanwatch writer`: a confluent-kafka consumer group that batches records into ClickHouse.
+
+Offsets are committed only after the rows they carried are in ClickHouse. ClickHouse being down pauses the
+consumer and retries with backoff, forever: the worst a crash or an outage can do is insert a batch twice, and
+every table is a ReplacingMergeTree keyed by the record's id, so a replay never shows up doubled with FINAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from pydantic import ValidationError
+
+from streams.clickhouse.backend import ClickHouseBackend
+from streams.clickhouse.errors import ClickHouseUnavailable
+from streams.clickhouse.rows import (
+    ALERT_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    DECODERS,
+    EVENT_COLUMNS,
+    Record,
+    Row,
+    RowBuilder,
+    alert_row,
+    dead_letter_row,
+    dead_letter_tuple,
+    event_row,
+)
+from streams.dead_letters import dead_letter_for
+from streams.settings import Settings
+
+log = logging.getLogger("loanwatch.writer")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one topic's records go."""
+
+    table: str
+    columns: tuple[str, ...]
+    build: RowBuilder
+
+
+@dataclass
+class WriterStats:
+    """Counts since start, for progress output and tests."""
+
+    consumed: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    skipped_invalid_events: int = 0
+    unreadable_outputs: int = 0
+    batches: int = 0
+    insert_retries: int = 0
+    commits: int = 0
+
+
+def routes(settings: Settings) -> dict[str, Route]:
+    """Topic → table routing: raw inputs to ``events``, alerts and dead letters to their tables."""
+    t = settings.topics
+    return {
+        t.behavior: Route("events", EVENT_COLUMNS, event_row(DECODERS["behavior"])),
+        t.repayment: Route("events", EVENT_COLUMNS, event_row(DECODERS["repayment"])),
+        t.inquiry: Route("events", EVENT_COLUMNS, event_row(DECODERS["inquiry"])),
+        t.alerts: Route("alerts", ALERT_COLUMNS, alert_row),
+        t.deadletter: Route("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row),
+    }
+
+
+class ClickHouseWriter:
+    """Consume, batch by size or time, insert, then commit; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: ClickHouseBackend,
+        progress: Callable[[WriterStats], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._progress = progress
+        self._clock = clock
+        self._routes = routes(settings)
+        self.stats = WriterStats()
+        self._pending: dict[str, list[Row]] = {}
+        self._pending_rows = 0
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._revoked: set[tuple[str, int]] = set()
+        self._consumer: Consumer | None = None
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return {
+            **self._settings.confluent_config(),
+            "group.id": self._settings.writer_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # ClickHouse outages are survived by pausing and polling; this only bounds a stuck process.
+            "max.poll.interval.ms": 600_000,
+        }
+
+    def run(self, stop: threading.Event) -> WriterStats:
+        """Run until ``stop`` is set, then insert and commit what is buffered and leave the group."""
+        consumer = Consumer(self._consumer_config())
+        self._consumer = consumer
+        consumer.subscribe(list(self._routes), on_revoke=self._on_revoke)
+        last_flush = time.monotonic()
+        try:
+            while not stop.is_set():
+                for message in consumer.consume(num_messages=1000, timeout=0.2):
+                    self._add(message)
+                due = time.monotonic() - last_flush >= self._settings.writer_batch_seconds
+                if self._pending_rows >= self._settings.writer_batch_rows or (due and self._offsets):
+                    self._flush_and_commit(stop)
+                    last_flush = time.monotonic()
+            self._flush_and_commit(stop=None)
+        finally:
+            consumer.close()
+            self._consumer = None
+        return self.stats
+
+    def _add(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaException(error)
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None  # noqa: S101 — set on data
+        record = Record(topic, partition, offset, message.key(), message.value() or b"")
+        self.stats.consumed += 1
+        route = self._routes[topic]
+        table = route.table
+        try:
+            row = route.build(record, self._clock())
+        except (ValidationError, UnicodeDecodeError, ValueError) as exc:
+            # One of our own output topics holds something we cannot read: keep it as a dead letter row.
+            self.stats.unreadable_outputs += 1
+            row = dead_letter_tuple(dead_letter_for(record, exc, now=self._clock()))
+            table = "dead_letters"
+        if row is None:
+            self.stats.skipped_invalid_events += 1
+        else:
+            self._pending.setdefault(table, []).append(row)
+            self._pending_rows += 1
+        self._offsets[(topic, partition)] = offset + 1
+        self._revoked.discard((topic, partition))
+
+    def _flush_and_commit(self, stop: threading.Event | None) -> None:
+        for table, rows in list(self._pending.items()):
+            if rows:
+                self._insert_with_retry(table, rows, stop)
+                self.stats.rows[table] = self.stats.rows.get(table, 0) + len(rows)
+        if self._pending_rows:
+            self.stats.batches += 1
+        self._pending.clear()
+        self._pending_rows = 0
+        self._commit()
+        if self._progress is not None:
+            self._progress(self.stats)
+
+    def _insert_with_retry(self, table: str, rows: Sequence[Row], stop: threading.Event | None) -> None:
+        columns = self._columns_for(table)
+        delay = 0.5
+        paused: list[TopicPartition] = []
+        while True:
+            try:
+                self._backend.insert(table, columns, rows)
+                break
+            except ClickHouseUnavailable as exc:
+                self.stats.insert_retries += 1
+                log.warning(
+                    "ClickHouse unavailable (%s); %d rows for %s kept, retry in %.1fs",
+                    exc,
+                    len(rows),
+                    table,
+                    delay,
+                )
+                if self._consumer is not None and not paused:
+                    paused = self._consumer.assignment()
+                    self._consumer.pause(paused)
+                self._wait(delay, stop)
+                delay = min(delay * 2, self._settings.writer_retry_max_seconds)
+        if paused and self._consumer is not None:
+            self._consumer.resume([tp for tp in paused if (tp.topic, tp.partition) not in self._revoked])
+
+    def _wait(self, seconds: float, stop: threading.Event | None) -> None:
+        # Keep serving the group while waiting (heartbeats, rebalances); paused partitions deliver nothing new,
+        # and anything already fetched is kept, never dropped.
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._consumer is not None:
+                message = self._consumer.poll(0.1)
+                if message is not None:
+                    self._add(message)
+            else:
+                time.sleep(0.1)
+        del stop  # an outage is waited out even during shutdown: buffered rows must land first
+
+    def _columns_for(self, table: str) -> tuple[str, ...]:
+        return {"events": EVENT_COLUMNS, "alerts": ALERT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}[table]
+
+    def _commit(self) -> None:
+        offsets = [
+            TopicPartition(t, p, o) for (t, p), o in self._offsets.items() if (t, p) not in self._revoked
+        ]
+        self._offsets.clear()
+        if not offsets or self._consumer is None:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self.stats.commits += 1
+        except KafkaException as exc:
+            # The rows are in ClickHouse; uncommitted records come again and dedupe by id.
+            log.warning("offset commit failed (%s); records will be re-read and deduplicated", exc)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Buffered rows of revoked partitions would be committed by nobody: the new owner re-reads them from
+        # the last commit. Dropping the offsets (not the already-inserted rows) keeps that at-least-once.
+        self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        for tp in partitions:
+            self._offsets.pop((tp.topic, tp.partition), None)

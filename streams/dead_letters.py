@@ -1,0 +1,47 @@
+"""Turn a message that could not be processed into a DeadLetter that keeps its bytes, its origin and the reason."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Protocol
+
+from schemas.decode import classify_error
+from schemas.outputs import DeadLetter, dead_letter_id_for
+
+
+class MessageLike(Protocol):
+    """The parts of a Kafka message a dead letter records (Faust's Message and our own tuples both fit)."""
+
+    @property
+    def topic(self) -> str: ...  # noqa: D102
+
+    @property
+    def partition(self) -> int: ...  # noqa: D102
+
+    @property
+    def offset(self) -> int: ...  # noqa: D102
+
+    @property
+    def key(self) -> bytes | None: ...  # noqa: D102
+
+    @property
+    def value(self) -> bytes | None: ...  # noqa: D102
+
+
+def dead_letter_for(message: MessageLike, exc: Exception, now: datetime | None = None) -> DeadLetter:
+    """Build the dead letter for ``message`` that failed with ``exc``; the id is stable across replays."""
+    raw = message.value or b""
+    kind, reason = classify_error(raw, exc)
+    return DeadLetter(
+        dead_letter_id=dead_letter_id_for(message.topic, message.partition, message.offset),
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key_b64=base64.b64encode(message.key).decode("ascii") if message.key is not None else None,
+        payload_b64=base64.b64encode(raw).decode("ascii"),
+        payload_size=len(raw),
+        error_kind=kind,
+        reason=reason,
+        received_at=now if now is not None else datetime.now(UTC),
+    )

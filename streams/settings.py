@@ -1,0 +1,138 @@
+"""The one settings object: environment variables with prefix ``LOANWATCH_``, validated before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import topics
+
+
+class TopicNames(BaseModel):
+    """Topic names (env ``LOANWATCH_TOPICS__ALERTS`` and so on); defaults are the contract names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    behavior: str = topics.BEHAVIOR
+    repayment: str = topics.REPAYMENT
+    inquiry: str = topics.INQUIRY
+    rules: str = topics.RULES
+    allowlist: str = topics.ALLOWLIST
+    alerts: str = topics.ALERTS
+    limit_actions: str = topics.LIMIT_ACTIONS
+    profiles: str = topics.PROFILES
+    deadletter: str = topics.DEADLETTER
+
+
+class Settings(BaseSettings):
+    """Everything a loanwatch process needs to know, built once and passed down.
+
+    ``kafka_bootstrap`` unset means "the local broker that ``loanwatch demo`` starts"; ``clickhouse_url`` unset
+    means embedded chdb under ``home``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LOANWATCH_", frozen=True, extra="forbid", env_nested_delimiter="__")
+
+    home: Path = Field(default=Path(".loanwatch"), description="local state: broker data, jars, chdb data")
+    app_id: str = Field(default="loanwatch", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = local broker")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    partitions: int = Field(default=4, ge=1, le=1024, description="partitions of every input and output topic")
+    replication_factor: int = Field(default=1, ge=1, le=16)
+
+    clickhouse_url: SecretStr | None = Field(
+        default=None, description="clickhouse://user:password@host:9000/db; unset = embedded chdb under home"
+    )
+    clickhouse_database: str = Field(default="loanwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+    rules_file: Path | None = Field(default=None, description="YAML rule set; unset = built-in defaults")
+
+    writer_batch_rows: int = Field(default=5000, ge=1, le=1_000_000)
+    writer_batch_seconds: float = Field(default=1.0, gt=0, le=300)
+    writer_group: str = "loanwatch-clickhouse-writer"
+    writer_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    worker_commit_interval: float = Field(default=1.0, gt=0, le=60)
+    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    topics: TopicNames = Field(default_factory=TopicNames)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts:
+            raise ValueError("must name at least one host:port")
+        for host in hosts:
+            name, sep, port = host.rpartition(":")
+            if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{host!r} is not host:port")
+        return ",".join(hosts)
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("clickhouse://", "clickhouses://")):
+            raise ValueError("must start with clickhouse:// or clickhouses:// (native protocol)")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL"):
+            missing = [
+                name
+                for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def chdb_path(self) -> Path:
+        """Where embedded ClickHouse keeps its data when no server URL is set."""
+        return self.home / "chdb"
+
+    def bootstrap(self) -> str:
+        """The Kafka bootstrap servers; raises when the local broker has not been started."""
+        if self.kafka_bootstrap is None:
+            raise RuntimeError("LOANWATCH_KAFKA_BOOTSTRAP is not set and no local broker was started")
+        return self.kafka_bootstrap
+
+    def confluent_config(self) -> dict[str, str | int | float | bool]:
+        """Connection settings for confluent-kafka clients (librdkafka names)."""
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap(),
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism is not None:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return conf
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``LOANWATCH_*`` variables, to start another loanwatch process with the same view."""
+        env: dict[str, str] = {}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, TopicNames):
+                env.update({f"LOANWATCH_TOPICS__{k.upper()}": v for k, v in value.model_dump().items()})
+            elif isinstance(value, SecretStr):
+                env[f"LOANWATCH_{name.upper()}"] = value.get_secret_value()
+            else:
+                env[f"LOANWATCH_{name.upper()}"] = str(value)
+        return env

@@ -1,0 +1,41 @@
+"""`loanwatch worker`: run the Faust app until SIGTERM / Ctrl-C, logging what the agents did."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from streams.app import WorkerCounters, create_app
+from streams.rules_file import load_rules
+from streams.settings import Settings
+
+log = logging.getLogger("loanwatch.worker")
+
+# How often the worker logs its counters: enough for an operator to see progress, rare enough not to flood.
+_REPORT_EVERY_SECONDS = 10.0
+
+
+def run_worker(settings: Settings) -> None:
+    """Build the app from settings and block in the Faust worker until stopped."""
+    rules = load_rules(settings.rules_file)
+    counters = WorkerCounters()
+    app = create_app(settings, rules, counters)
+
+    @app.timer(interval=_REPORT_EVERY_SECONDS)  # type: ignore[untyped-decorator]
+    async def report() -> None:
+        log.info(
+            "events=%d dead_letters=%d alerts=%d %s late_applications=%d replayed=%d",
+            counters.events,
+            counters.dead_letters,
+            counters.alerts,
+            counters.by_tier,
+            counters.late_applications,
+            counters.duplicates,
+        )
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, loop=loop, redirect_stdouts=False)
+    worker.execute_from_commandline()
