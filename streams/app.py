@@ -19,7 +19,7 @@ from schemas.common import to_ms
 from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
 from schemas.outputs import Alert
 from schemas.rules import RuleSet
-from streams.dead_letters import dead_letter_for
+from streams.dead_letters import dead_letter_for, kafka_time
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,12 @@ def create_app(settings: Settings, rules: RuleSet, counters: WorkerCounters | No
     alerts = raw_topic(settings.topics.alerts)
     deadletter = raw_topic(settings.topics.deadletter)
     # Bytes in and out, encoded by schemas.serde: one JSON codec for the whole project.
-    burst_table = app.Table("burst-state", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    burst_table = app.Table(
+        "burst-state", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
 
     async def send_dead_letter(event: faust.EventT[bytes], exc: Exception) -> None:
-        letter = dead_letter_for(event.message, exc)
+        letter = dead_letter_for(event.message, exc, kafka_time(event.message.timestamp))
         counters.dead_letters += 1
         await deadletter.send(key=letter.dead_letter_id.encode(), value=serde.dumps(letter))
 
@@ -95,9 +97,7 @@ def create_app(settings: Settings, rules: RuleSet, counters: WorkerCounters | No
         result = burst_update(
             state,
             application.customer_id,
-            Application(
-                application.event_id, to_ms(application.ts), application.product, application.channel
-            ),
+            Application(application.event_id, to_ms(application.ts), application.product, application.channel),
             rules.burst,
         )
         if result.outcome == "duplicate":

@@ -133,7 +133,7 @@ def demo(
         float, typer.Option(min=10, help="stop after this many seconds at the latest")
     ] = 180.0,
     customers: Annotated[int, typer.Option(min=10)] = 3000,
-    hours: Annotated[float, typer.Option(min=1.5, help="event-time span of the simulated traffic")] = 8.0,
+    hours: Annotated[float, typer.Option(min=1.5, help="event-time span of the simulated traffic")] = 10.0,
     rate: Annotated[float, typer.Option(min=1, help="events per second")] = 1000.0,
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:

@@ -29,8 +29,19 @@ class MessageLike(Protocol):
     def value(self) -> bytes | None: ...  # noqa: D102
 
 
-def dead_letter_for(message: MessageLike, exc: Exception, now: datetime | None = None) -> DeadLetter:
-    """Build the dead letter for ``message`` that failed with ``exc``; the id is stable across replays."""
+def kafka_time(timestamp_s: float | None) -> datetime:
+    """A Kafka record timestamp (seconds) as a UTC datetime; the clock stands in when a record has none."""
+    if timestamp_s is None or timestamp_s <= 0:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(timestamp_s, UTC)
+
+
+def dead_letter_for(message: MessageLike, exc: Exception, received_at: datetime) -> DeadLetter:
+    """Build the dead letter for ``message`` that failed with ``exc``.
+
+    ``received_at`` should be the Kafka record's own timestamp: with the id (topic, partition, offset) it makes
+    a replayed dead letter identical to the first, so it lands in the same ClickHouse partition and dedupes.
+    """
     raw = message.value or b""
     kind, reason = classify_error(raw, exc)
     return DeadLetter(
@@ -43,5 +54,5 @@ def dead_letter_for(message: MessageLike, exc: Exception, now: datetime | None =
         payload_size=len(raw),
         error_kind=kind,
         reason=reason,
-        received_at=now if now is not None else datetime.now(UTC),
+        received_at=received_at,
     )

@@ -33,8 +33,9 @@ from streams.simulate.produce import ProduceStats, produce
 from streams.simulate.traffic import InjectedBurst, SimConfig, Traffic
 
 _TIER_STYLE = {"notice": "cyan", "attention": "yellow", "warning": "bold red"}
-# Event time of the simulated day: a fixed date keeps runs comparable; traffic starts at local midnight.
-_SIM_START = datetime(2026, 1, 5, 16, 0, tzinfo=UTC)
+# Event time of the simulated day: a fixed date keeps runs comparable; 00:00 UTC is 08:00 in China, so the
+# default ten hours cover the busy part of a borrower's day.
+_SIM_START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def _detected(bursts: list[InjectedBurst], alerts: dict[str, Alert]) -> int:
 
 def run_demo(base: Settings, options: DemoOptions, stop: threading.Event) -> str:
     """Run the demo and return the one-line JSON summary."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     deadline = time.monotonic() + options.duration
     run_home = base.home / "demo"
     # Each run starts from nothing (broker data, tables, Faust state) so its counts are its own; the jar
@@ -200,9 +201,7 @@ def run_demo(base: Settings, options: DemoOptions, stop: threading.Event) -> str
         while time.monotonic() < deadline and not stop.is_set():
             time.sleep(0.5)
             if worker.poll() is not None:
-                console.print(
-                    f"[red]worker exited with {worker.returncode}; see {run_home / 'worker.log'}[/red]"
-                )
+                console.print(f"[red]worker exited with {worker.returncode}; see {run_home / 'worker.log'}[/red]")
                 break
             if time.monotonic() - last_report >= 10:
                 last_report = time.monotonic()
@@ -224,9 +223,7 @@ def run_demo(base: Settings, options: DemoOptions, stop: threading.Event) -> str
     return serde.dumps(summary).decode("utf-8")
 
 
-def _caught_up(
-    bursts: list[InjectedBurst], tail: AlertTail, stats: WriterStats, produced: list[ProduceStats]
-) -> bool:
+def _caught_up(bursts: list[InjectedBurst], tail: AlertTail, stats: WriterStats, produced: list[ProduceStats]) -> bool:
     if not produced:
         return False
     sent = produced[0]
@@ -239,12 +236,9 @@ def _caught_up(
     )
 
 
-def _report_progress(
-    console: Console, produced: list[ProduceStats], stats: WriterStats, tail: AlertTail
-) -> None:
+def _report_progress(console: Console, produced: list[ProduceStats], stats: WriterStats, tail: AlertTail) -> None:
     console.print(
-        f"[dim]… writer consumed {stats.consumed:,} records, rows {stats.rows}; "
-        f"{len(tail.alerts)} alerts so far[/dim]"
+        f"[dim]… writer consumed {stats.consumed:,} records, rows {stats.rows}; {len(tail.alerts)} alerts so far[/dim]"
     )
 
 

@@ -64,6 +64,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp_s: float | None = None
 
 
 Row = tuple[Any, ...]

@@ -33,7 +33,7 @@ from streams.clickhouse.rows import (
     dead_letter_tuple,
     event_row,
 )
-from streams.dead_letters import dead_letter_for
+from streams.dead_letters import dead_letter_for, kafka_time
 from streams.settings import Settings
 
 log = logging.getLogger("loanwatch.writer")
@@ -135,7 +135,8 @@ class ClickHouseWriter:
             return
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None and partition is not None and offset is not None  # noqa: S101 — set on data
-        record = Record(topic, partition, offset, message.key(), message.value() or b"")
+        _, timestamp_ms = message.timestamp()
+        record = Record(topic, partition, offset, message.key(), message.value() or b"", timestamp_ms / 1000)
         self.stats.consumed += 1
         route = self._routes[topic]
         table = route.table
@@ -144,7 +145,7 @@ class ClickHouseWriter:
         except (ValidationError, UnicodeDecodeError, ValueError) as exc:
             # One of our own output topics holds something we cannot read: keep it as a dead letter row.
             self.stats.unreadable_outputs += 1
-            row = dead_letter_tuple(dead_letter_for(record, exc, now=self._clock()))
+            row = dead_letter_tuple(dead_letter_for(record, exc, kafka_time(record.timestamp_s)))
             table = "dead_letters"
         if row is None:
             self.stats.skipped_invalid_events += 1
@@ -209,9 +210,7 @@ class ClickHouseWriter:
         return {"events": EVENT_COLUMNS, "alerts": ALERT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}[table]
 
     def _commit(self) -> None:
-        offsets = [
-            TopicPartition(t, p, o) for (t, p), o in self._offsets.items() if (t, p) not in self._revoked
-        ]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items() if (t, p) not in self._revoked]
         self._offsets.clear()
         if not offsets or self._consumer is None:
             return

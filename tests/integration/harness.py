@@ -129,6 +129,8 @@ class Pipeline:
                 "partitioner": "murmur2_random",
                 "linger.ms": 10,
                 "enable.idempotence": True,
+                # The worker must read compressed batches from any producer (the simulator uses lz4).
+                "compression.type": "zstd",
             }
         )
         failures: list[str] = []
