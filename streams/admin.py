@@ -12,6 +12,8 @@ from confluent_kafka.cimpl import NewTopic
 from streams.settings import Settings
 
 _WEEK_MS = 7 * 24 * 3600 * 1000
+# Kafka's default record limit is 1 MiB; base64 of that plus the envelope stays well under 4 MiB.
+DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.alerts, n, retained),
         TopicSpec(t.limit_actions, n, retained),
         TopicSpec(t.profiles, n, retained),
-        TopicSpec(t.deadletter, n, {"cleanup.policy": "delete", "retention.ms": str(8 * _WEEK_MS)}),
+        # A dead letter carries the rejected message base64-encoded (4/3 of its size): room for any input record.
+        TopicSpec(
+            t.deadletter,
+            n,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(8 * _WEEK_MS),
+                "max.message.bytes": str(DEAD_LETTER_MAX_BYTES),
+            },
+        ),
         # Configuration is tiny and every worker reads all of it: one partition keeps its order total.
         TopicSpec(t.rules, 1, compacted),
         TopicSpec(t.allowlist, 1, compacted),

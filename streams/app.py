@@ -19,6 +19,7 @@ from schemas.common import to_ms
 from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
 from schemas.outputs import Alert
 from schemas.rules import RuleSet
+from streams.admin import DEAD_LETTER_MAX_BYTES
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.settings import Settings
 
@@ -64,6 +65,9 @@ def create_app(settings: Settings, rules: RuleSet, counters: WorkerCounters | No
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.worker_commit_interval,
         web_enabled=False,
+        # Dead letters hold the rejected bytes base64-encoded, so they may be larger than any input record.
+        producer_max_request_size=DEAD_LETTER_MAX_BYTES,
+        producer_acks=-1,
         table_cleanup_interval=60.0,
     )
 

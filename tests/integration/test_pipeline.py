@@ -20,7 +20,7 @@ from schemas import serde
 from schemas.behavior import LoanApplication, PageView
 from schemas.outputs import Alert, DeadLetter
 from streams.clickhouse.backend import ClickHouseBackend
-from streams.simulate.traffic import SimConfig, Traffic
+from streams.simulate.traffic import SimConfig, SimRecord, Traffic
 from tests.integration.expected import expected_alerts
 from tests.integration.harness import Pipeline, unique_settings, wait_for
 
@@ -72,9 +72,7 @@ def page_view(customer: str, n: int, minute: float) -> bytes:
 
 def test_burst_becomes_one_alert_per_tier_on_topic_and_one_row_each_in_clickhouse(pipeline: Pipeline) -> None:
     topic = pipeline.settings.topics.behavior
-    values = [
-        application("c_000001", i, i * 2, product=("cash_loan", "consumer_loan")[i % 2]) for i in range(5)
-    ]
+    values = [application("c_000001", i, i * 2, product=("cash_loan", "consumer_loan")[i % 2]) for i in range(5)]
     values += [page_view("c_000002", i, i) for i in range(20)]
     values += [application("c_000003", i, i * 20) for i in range(3)]  # spread out: no burst
     expected = expected_alerts(values)
@@ -136,9 +134,10 @@ def _traffic(pipeline: Pipeline, **config: object) -> Traffic:
 
 
 def test_malformed_messages_all_dead_lettered_and_valid_traffic_still_processed(pipeline: Pipeline) -> None:
-    records = list(
-        _traffic(pipeline, customers=1000, hours=4.0, burst_share=0.05, malformed_share=0.5).records()
-    )
+    records = list(_traffic(pipeline, customers=1000, hours=4.0, burst_share=0.05, malformed_share=0.5).records())
+    # Near Kafka's 1 MiB record limit: its dead letter (base64) is bigger than the default limit.
+    huge = SimRecord(pipeline.settings.topics.behavior, b"c_000001", b'{"x":"' + b"A" * 900_000 + b'"}', 0, "malformed")
+    records.insert(len(records) // 2, huge)
     malformed = [r for r in records if r.label == "malformed"]
     valid = [r for r in records if r.label != "malformed"]
     assert len(malformed) >= 1000, "the test needs at least 1,000 malformed messages"
@@ -208,9 +207,7 @@ def test_worker_killed_mid_stream_loses_no_alert_and_doubles_none_in_clickhouse(
 
     on_topic = pipeline.consume_all(pipeline.settings.topics.alerts, expected=len(expected), timeout=240)
     seen = {Alert.model_validate_json(v).alert_id for _, v in on_topic}
-    assert seen == set(expected), (
-        f"missing {len(set(expected) - seen)}, unexpected {len(seen - set(expected))}"
-    )
+    assert seen == set(expected), f"missing {len(set(expected) - seen)}, unexpected {len(seen - set(expected))}"
     wait_for(
         lambda: pipeline.scalar("SELECT uniqExact(alert_id) FROM {db}.alerts") >= len(expected),
         120,
