@@ -145,8 +145,8 @@ class LocalKafka:
 
     ``home`` holds the broker's state (data, config, log, pid file) and, unless ``jars_dir`` is
     given, the jar cache at ``home/"jars"/KAFKA_VERSION``. ``port=None`` picks a free port on the
-    first start and keeps it for later starts while it stays free. Topic data survives
-    :meth:`stop` / :meth:`start` (and a crash); ``start(fresh=True)`` wipes it first.
+    first start and keeps it for later starts (even from another process) while it stays free.
+    Topic data survives :meth:`stop` / :meth:`start` (and a crash); ``start(fresh=True)`` wipes it.
 
     Use as a context manager (``with LocalKafka(home) as kafka:``) to start and stop it.
     """
@@ -356,10 +356,12 @@ class LocalKafka:
             output = (done.stdout + done.stderr).decode(errors="replace")
             if done.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
                 raise KafkaBrokerError(
-                    f"mvn could not fetch the Kafka {KAFKA_VERSION} jars (exit {done.returncode}): {' '.join(cmd)}",
+                    f"mvn could not fetch the Kafka {KAFKA_VERSION} jars (exit {done.returncode}): "
+                    f"{' '.join(cmd)}",
                     log_tail="\n".join(output.splitlines()[-_LOG_TAIL_LINES:]),
                 )
             (tmp / _COMPLETE_MARKER).write_text(f"{KAFKA_VERSION}\n", encoding="ascii")
+            tmp.chmod(0o755)  # mkdtemp made it private; the cache is shared like any jar folder
             if self.jars_dir.exists():  # an incomplete earlier attempt
                 shutil.rmtree(self.jars_dir)
             tmp.rename(self.jars_dir)
@@ -376,9 +378,23 @@ class LocalKafka:
             if not _port_is_free(self._requested_port):
                 raise KafkaBrokerError(f"port {_HOST}:{self._requested_port} is already in use")
             return self._requested_port
-        if self._port is not None and _port_is_free(self._port):
-            return self._port  # keep the same bootstrap across restarts when we can
+        # Keep the same bootstrap across restarts (also from another process) while the port is free.
+        previous = self._port if self._port is not None else self._previous_port()
+        if previous is not None and _port_is_free(previous):
+            return previous
         return _free_port()
+
+    def _previous_port(self) -> int | None:
+        """Return the PLAINTEXT port of the last server.properties written in this home, if any."""
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        prefix = f"advertised.listeners=PLAINTEXT://{_HOST}:"
+        for line in text.splitlines():
+            if line.startswith(prefix) and line[len(prefix) :].isdigit():
+                return int(line[len(prefix) :])
+        return None
 
     def _write_configs(self, port: int, controller_port: int) -> None:
         props = {
@@ -476,9 +492,12 @@ class LocalKafka:
         except subprocess.TimeoutExpired as exc:
             raise KafkaBrokerError(f"formatting Kafka storage took longer than {remaining:.0f}s") from exc
         output = (done.stdout + done.stderr).decode(errors="replace")
+        failed = done.returncode != 0 or not (self.data_dir / "meta.properties").is_file()
         with self.log_path.open("a", encoding="utf-8") as log:
-            log.write(f"[kafka_broker.py] {' '.join(cmd)}\n{output}")
-        if done.returncode != 0 or not (self.data_dir / "meta.properties").is_file():
+            # The whole output (a dump of every broker setting) only when it failed: keeps log tails short.
+            shown = output if failed else "\n".join(output.strip().splitlines()[-1:]) + "\n"
+            log.write(f"[kafka_broker.py] {' '.join(cmd)}\n{shown}")
+        if failed:
             raise KafkaBrokerError(
                 f"formatting Kafka storage failed (exit {done.returncode})",
                 log_tail="\n".join(output.splitlines()[-_LOG_TAIL_LINES:]),
@@ -501,7 +520,8 @@ class LocalKafka:
                 )
             if time.monotonic() >= deadline:
                 raise KafkaBrokerError(
-                    f"the Kafka broker did not answer on {_HOST}:{port} in time ({last_error}); log: {self.log_path}",
+                    f"the Kafka broker did not answer on {_HOST}:{port} in time ({last_error}); "
+                    f"log: {self.log_path}",
                     log_tail=self.log_tail(),
                 )
             if admin is None:
@@ -574,7 +594,8 @@ class LocalKafka:
             recorded = int(self.pid_path.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
             recorded = None
-        if recorded is not None and _pid_alive(recorded) and self._is_our_broker(recorded, trust_unknown=True):
+        trusted = recorded is not None and self._is_our_broker(recorded, trust_unknown=True)
+        if recorded is not None and trusted and _pid_alive(recorded):
             pids.add(recorded)
         proc_root = Path("/proc")
         if proc_root.is_dir():
@@ -664,12 +685,15 @@ logger.network.level = WARN
 
 @contextlib.contextmanager
 def _stop_signals_as_keyboard_interrupt() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP (a closed terminal) into KeyboardInterrupt, so the broker is stopped."""
+    """Turn SIGINT, SIGTERM and SIGHUP into KeyboardInterrupt, so that the broker is stopped.
+
+    SIGINT too: a shell's background job (``kafka.sh start &``) inherits SIGINT as ignored.
+    """
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
