@@ -72,8 +72,9 @@ def create_topics(
             have = len(existing[spec.name].partitions)
             if have < spec.partitions:
                 raise TopicMismatchError(
-                    f"topic {spec.name} has {have} partitions, settings.partitions needs {spec.partitions}; "
-                    "add partitions with kafka-topics --alter or lower LOANWATCH_PARTITIONS"
+                    f"topic {spec.name} has {have} partitions but LOANWATCH_PARTITIONS={spec.partitions}; set it to "
+                    f"{have}, or move to new topics: adding partitions to a keyed topic moves customers to other "
+                    "partitions, away from their state"
                 )
     if to_create:
         futures = admin.create_topics(

@@ -143,5 +143,4 @@ def create_app(settings: Settings, rules: RuleSet, counters: WorkerCounters | No
 
     validating_agent(repayment, decode_repayment, "repayment")
     validating_agent(inquiry, decode_inquiry, "inquiry")
-    app.loanwatch_counters = counters  # type: ignore[attr-defined]
     return app

@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time in
 err = Console(stderr=True)
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(*, needs_kafka: bool = False, **overrides: object) -> Settings:
     """Settings from the environment; a bad value stops here with the variable and the reason."""
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -34,6 +34,13 @@ def _settings(**overrides: object) -> Settings:
     except RulesFileError as exc:
         err.print(f"[red]rules error[/red]: {exc}")
         raise typer.Exit(2) from None
+    if needs_kafka and settings.kafka_bootstrap is None:
+        err.print(
+            "[red]configuration error[/red]: LOANWATCH_KAFKA_BOOTSTRAP is not set. Point it at your cluster, "
+            "or start a local broker with `loanwatch broker` and export the address it prints "
+            "(`loanwatch demo` does all of this by itself)."
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_level)
     return settings
 
@@ -52,10 +59,18 @@ def _stop_on_signals() -> threading.Event:
 @app.command()
 def init() -> None:
     """Create the Kafka topics and the ClickHouse tables (idempotent)."""
-    from streams.bootstrap import initialise
+    from confluent_kafka import KafkaException
 
-    settings = _settings()
-    initialise(settings, progress=err.print)
+    from streams.admin import TopicMismatchError
+    from streams.bootstrap import initialise
+    from streams.clickhouse.errors import ClickHouseError
+
+    settings = _settings(needs_kafka=True)
+    try:
+        initialise(settings, progress=err.print)
+    except (TopicMismatchError, KafkaException, ClickHouseError) as exc:
+        err.print(f"[red]init failed[/red]: {exc}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -63,7 +78,7 @@ def worker() -> None:
     """Run a Faust worker: decode, dead-letter, detect bursts, publish alerts."""
     from streams.worker import run_worker
 
-    run_worker(_settings())
+    run_worker(_settings(needs_kafka=True))
 
 
 @app.command()
@@ -72,7 +87,7 @@ def writer() -> None:
     from streams.clickhouse.connect import open_for_settings
     from streams.clickhouse.writer import ClickHouseWriter
 
-    settings = _settings()
+    settings = _settings(needs_kafka=True)
     stop = _stop_on_signals()
     backend = open_for_settings(settings)
     try:
@@ -97,7 +112,7 @@ def simulate(
     from streams.simulate.produce import produce
     from streams.simulate.traffic import SimConfig, Traffic
 
-    settings = _settings()
+    settings = _settings(needs_kafka=True)
     begin = datetime.fromisoformat(start) if start else datetime.now(UTC).replace(microsecond=0)
     if begin.tzinfo is None:
         err.print("[red]--start must carry a timezone, e.g. 2026-01-05T00:00:00+00:00[/red]")
