@@ -27,8 +27,13 @@ class TierThresholds(Contract):
     """Counts at which each tier starts; strictly increasing: ``notice < attention < warning``."""
 
     notice: int = Field(default=3, ge=1, description="Count at which the 提示 notice tier starts.")
-    attention: int = Field(default=5, ge=1, description="Count at which the 关注 attention tier starts.")
-    warning: int = Field(default=8, ge=1, description="Count at which the 预警 warning tier starts.")
+    # validate_default: the order check must also compare a given notice with the default attention, etc.
+    attention: int = Field(
+        default=5, ge=1, validate_default=True, description="Count at which the 关注 attention tier starts."
+    )
+    warning: int = Field(
+        default=8, ge=1, validate_default=True, description="Count at which the 预警 warning tier starts."
+    )
 
     @field_validator("attention", "warning")
     @classmethod

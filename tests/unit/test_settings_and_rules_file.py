@@ -97,3 +97,12 @@ def test_cli_refuses_bad_config_before_starting(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "LOANWATCH_PARTITIONS" in result.stderr
     assert "integer" in result.stderr
+
+
+def test_threshold_order_is_checked_against_defaults_too() -> None:
+    from schemas.rules import TierThresholds
+
+    with pytest.raises(ValidationError, match="attention"):
+        TierThresholds(notice=6)  # default attention is 5
+    with pytest.raises(ValidationError, match="warning"):
+        TierThresholds(attention=9)  # default warning is 8
