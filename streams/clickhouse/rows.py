@@ -11,7 +11,7 @@ from typing import Any
 from schemas import serde
 from schemas.common import to_ms
 from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
-from schemas.outputs import Alert, DeadLetter
+from schemas.outputs import Alert, DeadLetter, LimitAction, ProfileSnapshot
 
 EVENT_COLUMNS = (
     "event_id",
@@ -39,6 +39,31 @@ ALERT_COLUMNS = (
     "last_seen",
     "first_seen_ms",
     "last_seen_ms",
+    "payload",
+    "ingested_at",
+)
+LIMIT_ACTION_COLUMNS = (
+    "action_id",
+    "customer_id",
+    "action",
+    "factor",
+    "grade",
+    "alert_ids",
+    "ts",
+    "ts_ms",
+    "expires_at_ms",
+    "payload",
+    "ingested_at",
+)
+PROFILE_SNAPSHOT_COLUMNS = (
+    "customer_id",
+    "ts",
+    "ts_ms",
+    "score",
+    "tier",
+    "grade",
+    "feature_names",
+    "feature_values",
     "payload",
     "ingested_at",
 )
@@ -112,6 +137,42 @@ def alert_row(record: Record, now: datetime) -> Row:
         alert.last_seen,
         to_ms(alert.first_seen),
         to_ms(alert.last_seen),
+        record.value.decode("utf-8"),
+        now,
+    )
+
+
+def limit_action_row(record: Record, now: datetime) -> Row:
+    """A limit-action row; ``expires_at_ms`` is 0 for an action that stands until a restore."""
+    action = LimitAction.model_validate_json(record.value)
+    return (
+        action.action_id,
+        action.customer_id,
+        action.action,
+        action.factor,
+        action.grade,
+        list(action.alert_ids),
+        action.ts,
+        to_ms(action.ts),
+        to_ms(action.expires_at) if action.expires_at is not None else 0,
+        record.value.decode("utf-8"),
+        now,
+    )
+
+
+def profile_snapshot_row(record: Record, now: datetime) -> Row:
+    """A snapshot row; features as parallel name/value arrays (sorted by name) that every engine can query."""
+    snapshot = ProfileSnapshot.model_validate_json(record.value)
+    names = sorted(snapshot.features)
+    return (
+        snapshot.customer_id,
+        snapshot.ts,
+        to_ms(snapshot.ts),
+        snapshot.score,
+        snapshot.tier or "",
+        snapshot.grade or "",
+        names,
+        [snapshot.features[n] for n in names],
         record.value.decode("utf-8"),
         now,
     )

@@ -25,6 +25,8 @@ from streams.clickhouse.rows import (
     DEAD_LETTER_COLUMNS,
     DECODERS,
     EVENT_COLUMNS,
+    LIMIT_ACTION_COLUMNS,
+    PROFILE_SNAPSHOT_COLUMNS,
     Record,
     Row,
     RowBuilder,
@@ -32,6 +34,8 @@ from streams.clickhouse.rows import (
     dead_letter_row,
     dead_letter_tuple,
     event_row,
+    limit_action_row,
+    profile_snapshot_row,
 )
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.settings import Settings
@@ -70,6 +74,8 @@ def routes(settings: Settings) -> dict[str, Route]:
         t.inquiry: Route("events", EVENT_COLUMNS, event_row(DECODERS["inquiry"])),
         t.alerts: Route("alerts", ALERT_COLUMNS, alert_row),
         t.deadletter: Route("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row),
+        t.limit_actions: Route("limit_actions", LIMIT_ACTION_COLUMNS, limit_action_row),
+        t.profiles: Route("profile_snapshots", PROFILE_SNAPSHOT_COLUMNS, profile_snapshot_row),
     }
 
 
@@ -207,7 +213,7 @@ class ClickHouseWriter:
         del stop  # an outage is waited out even during shutdown: buffered rows must land first
 
     def _columns_for(self, table: str) -> tuple[str, ...]:
-        return {"events": EVENT_COLUMNS, "alerts": ALERT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}[table]
+        return {route.table: route.columns for route in self._routes.values()}[table]
 
     def _commit(self) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items() if (t, p) not in self._revoked]

@@ -26,7 +26,8 @@ def test_old_engines_get_plain_types_only() -> None:
     text = "\n".join(statements)
     for keyword in MODERN_ONLY:
         assert keyword not in text, keyword
-    assert text.count("DateTime('UTC')") == 2 + 3 + 1  # events, alerts, dead_letters
+    # events, alerts, dead_letters, limit_actions, profile_snapshots
+    assert text.count("DateTime('UTC')") == 2 + 3 + 1 + 2 + 2
 
 
 def test_modern_engines_get_every_feature() -> None:
@@ -48,7 +49,8 @@ def test_every_table_is_idempotent_by_its_id(features: Features) -> None:
     database, *tables = render_ddl("lw_test", features)
     assert database == "CREATE DATABASE IF NOT EXISTS `lw_test`"
     keys = {"events": ("ts", "event_id"), "alerts": ("first_seen", "alert_id"),
-            "dead_letters": ("received_at", "dead_letter_id")}
+            "dead_letters": ("received_at", "dead_letter_id"), "limit_actions": ("ts", "action_id"),
+            "profile_snapshots": ("ts", "ts_ms")}
     for name, statement in zip(TABLES, tables, strict=True):
         assert statement.startswith(f"CREATE TABLE IF NOT EXISTS `lw_test`.{name}\n")
         assert "ENGINE = ReplacingMergeTree(" in statement
