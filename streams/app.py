@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import faust
 
@@ -21,6 +22,7 @@ from schemas.outputs import Alert
 from schemas.rules import RuleSet
 from streams.admin import DEAD_LETTER_MAX_BYTES
 from streams.dead_letters import dead_letter_for, kafka_time
+from streams.faust_context import event_context
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,40 +96,55 @@ def create_app(settings: Settings, rules: RuleSet, counters: WorkerCounters | No
         counters.by_tier[alert.tier] = counters.by_tier.get(alert.tier, 0) + 1
         await alerts.send(key=alert.customer_id.encode(), value=serde.dumps(alert))
 
-    async def on_application(application: LoanApplication) -> None:
-        key = application.customer_id.encode()
+    async def on_customer(key: bytes, items: list[tuple[faust.EventT[bytes], LoanApplication]]) -> None:
+        # One table read and one table write per customer per batch, whatever the number of its events.
         stored: bytes | None = burst_table.get(key)
         state = BurstState() if stored is None else BurstState.from_dict(serde.loads(stored))
-        result = burst_update(
-            state,
-            application.customer_id,
-            Application(application.event_id, to_ms(application.ts), application.product, application.channel),
-            rules.burst,
-        )
-        if result.outcome == "duplicate":
-            counters.duplicates += 1
-        elif result.outcome == "late":
-            counters.late_applications += 1
-        if result.state is not state:
-            burst_table[key] = serde.dumps(result.state.to_dict())
-        for alert in result.alerts:
+        before = state
+        raised: list[Alert] = []
+        for _, application in items:
+            result = burst_update(
+                state,
+                application.customer_id,
+                Application(application.event_id, to_ms(application.ts), application.product, application.channel),
+                rules.burst,
+            )
+            if result.outcome == "duplicate":
+                counters.duplicates += 1
+            elif result.outcome == "late":
+                counters.late_applications += 1
+            state = result.state
+            raised.extend(result.alerts)
+        if state is not before:
+            with event_context(items[-1][0]):
+                burst_table[key] = serde.dumps(state.to_dict())
+        for alert in raised:
             await publish(alert)
 
     @app.agent(behavior, name="profile")
     async def profile_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            counters.events += 1
-            try:
-                decoded = decode_behavior(event.value)
-            except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
-                await send_dead_letter(event, exc)
-                continue
-            try:
+        # take_events acks a batch only after this body has handled it, so a crash mid-batch replays it.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.worker_batch_size, within=settings.worker_batch_seconds
+        )
+        async for batch in batches:
+            by_customer: dict[bytes, list[tuple[faust.EventT[bytes], LoanApplication]]] = {}
+            for event in batch:
+                counters.events += 1
+                try:
+                    decoded = decode_behavior(event.value)
+                except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
+                    await send_dead_letter(event, exc)
+                    continue
                 if isinstance(decoded, LoanApplication):
-                    await on_application(decoded)
-            except Exception as exc:  # noqa: BLE001 — an agent that raises dies silently; keep the event.
-                log.exception("processing failed for %s", decoded.event_id)
-                await send_dead_letter(event, exc)
+                    by_customer.setdefault(decoded.customer_id.encode(), []).append((event, decoded))
+            for key, items in by_customer.items():
+                try:
+                    await on_customer(key, items)
+                except Exception as exc:  # noqa: BLE001 — an agent that raises dies silently; keep the events.
+                    log.exception("processing failed for customer %s", key.decode())
+                    for event, _ in items:
+                        await send_dead_letter(event, exc)
 
     def validating_agent(topic: faust.TopicT, decode: Callable[[bytes], object], name: str) -> None:
         # Repayment and inquiry events feed the profile in the risk engine; until then they are still

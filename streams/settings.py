@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     writer_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     worker_commit_interval: float = Field(default=1.0, gt=0, le=60)
+    worker_batch_size: int = Field(default=500, ge=1, le=100_000, description="events an agent takes at once")
+    worker_batch_seconds: float = Field(default=0.2, gt=0, le=10, description="longest wait to fill a batch")
     store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

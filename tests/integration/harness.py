@@ -162,6 +162,12 @@ class Pipeline:
         self, topic: str, expected: int, timeout: float = 90.0
     ) -> list[tuple[bytes | None, bytes]]:
         """Every message of ``topic`` from the start; waits until at least ``expected`` arrived, then drains."""
+        return [(key, value) for _, key, value in self.consume_with_partitions(topic, expected, timeout)]
+
+    def consume_with_partitions(
+        self, topic: str, expected: int, timeout: float = 90.0
+    ) -> list[tuple[int, bytes | None, bytes]]:
+        """Like :meth:`consume_all`, with each message's partition."""
         consumer = Consumer(
             {
                 **self.settings.confluent_config(),
@@ -171,7 +177,7 @@ class Pipeline:
             }
         )
         consumer.subscribe([topic])
-        out: list[tuple[bytes | None, bytes]] = []
+        out: list[tuple[int, bytes | None, bytes]] = []
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
         try:
@@ -184,7 +190,7 @@ class Pipeline:
                     continue
                 if message.error() is not None:
                     continue
-                out.append((message.key(), message.value() or b""))
+                out.append((message.partition() or 0, message.key(), message.value() or b""))
                 quiet_since = time.monotonic()
         finally:
             consumer.close()

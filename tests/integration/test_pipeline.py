@@ -219,3 +219,13 @@ def test_worker_killed_mid_stream_loses_no_alert_and_doubles_none_in_clickhouse(
     assert {r[0] for r in rows} == set(expected)
     assert all(r[1] == 1 for r in rows), "an alert is doubled after FINAL"
     pipeline.assert_worker_alive()
+
+    # State stays co-partitioned with its input even though the agent works on mixed-partition batches: every
+    # changelog record of a customer is in the partition that customer's events arrive on.
+    topic = pipeline.settings.topics.behavior
+    inputs = {key: part for part, key, _ in pipeline.consume_with_partitions(topic, expected=len(behavior))}
+    changelog = f"{pipeline.settings.app_id}-burst-state-changelog"
+    writes = pipeline.consume_with_partitions(changelog, expected=1, timeout=60)
+    assert writes, "the burst table wrote nothing"
+    misplaced = [(key, part) for part, key, _ in writes if inputs.get(key) != part]
+    assert not misplaced, f"{len(misplaced)} state records in another partition than their customer's events"
