@@ -6,6 +6,8 @@ simulator bug that produces an impossible value fails here, loudly, instead of s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -58,23 +60,38 @@ class Emitter:
 
     Event ids are ``e<seed>-<customer index>-<n>``: unique across the run (one counter per customer) and the
     same for the same seed, so a re-run produces byte-identical traffic and consumers can dedupe replays.
+    Records are labelled ``"normal"`` unless built inside :meth:`tagged`.
     """
 
-    __slots__ = ("_n", "_prefix", "customer", "topics")
+    __slots__ = ("_episode_id", "_label", "_n", "_prefix", "customer", "topics")
 
     def __init__(self, seed: int, customer: Customer, topics: Topics) -> None:
         self.customer = customer
         self.topics = topics
         self._prefix = f"e{seed}-{customer.index}-"
         self._n = 0
+        self._label: Label = "normal"
+        self._episode_id: str | None = None
+
+    @contextmanager
+    def tagged(self, label: Label, episode_id: str | None) -> Iterator[None]:
+        """Label every record built inside the ``with`` block as part of episode ``episode_id``."""
+        saved = self._label, self._episode_id
+        self._label, self._episode_id = label, episode_id
+        try:
+            yield
+        finally:
+            self._label, self._episode_id = saved
 
     def _next_id(self) -> str:
         self._n += 1
         return f"{self._prefix}{self._n}"
 
     def _wrap(
-        self, topic: str, ts_ms: int, event: EventBase, label: Label = "normal", episode_id: str | None = None
+        self, topic: str, ts_ms: int, event: EventBase, label: Label | None = None, episode_id: str | None = None
     ) -> SimRecord:
+        if label is None:
+            label, episode_id = self._label, self._episode_id
         return SimRecord(
             topic, self.customer.key, serde.dumps(event), ts_ms, label, episode_id, self.customer.customer_id
         )
@@ -135,7 +152,7 @@ class Emitter:
         term_months: int,
         episode_id: str | None = None,
     ) -> SimRecord:
-        """Build a loan application; with ``episode_id`` it is part of an injected burst."""
+        """Build a loan application; with ``episode_id`` it is an application of an injected burst."""
         event = LoanApplication(
             event_id=self._next_id(),
             customer_id=self.customer.customer_id,
@@ -149,8 +166,9 @@ class Emitter:
             amount=amount,
             term_months=term_months,
         )
-        label: Label = "normal" if episode_id is None else "multi_application_burst"
-        return self._wrap(self.topics.behavior, ts_ms, event, label, episode_id)
+        if episode_id is None:
+            return self._wrap(self.topics.behavior, ts_ms, event)
+        return self._wrap(self.topics.behavior, ts_ms, event, "multi_application_burst", episode_id)
 
     def drawdown(
         self,

@@ -1,21 +1,50 @@
-"""What the simulator hands out: labelled Kafka records and the bursts it injected (ground truth)."""
+"""What the simulator hands out: labelled Kafka records and the episodes it injected (ground truth)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
 
-Label = Literal["normal", "multi_application_burst", "malformed"]
-LABELS: tuple[Label, ...] = ("normal", "multi_application_burst", "malformed")
+ScenarioName = Literal[
+    "multi_application_burst",
+    "multi_lending",
+    "sequence_takeover",
+    "sequence_new_device_cashout",
+    "night_limit_exhaustion",
+    "repayment_deterioration",
+    "population_drift",
+]
+"""Every injected risk scenario; the name is also the label of the scenario's records."""
+SCENARIO_NAMES: Final[tuple[ScenarioName, ...]] = get_args(ScenarioName)
+
+Label = Literal[
+    "normal",
+    "multi_application_burst",
+    "multi_lending",
+    "sequence_takeover",
+    "sequence_new_device_cashout",
+    "night_limit_exhaustion",
+    "repayment_deterioration",
+    "population_drift",
+    "malformed",
+]
+LABELS: Final[tuple[Label, ...]] = get_args(Label)
+
+
+def scenario_of(label: Label) -> ScenarioName | None:
+    """The scenario a record's label names, or None for ``normal`` and ``malformed`` records."""
+    return label if label in SCENARIO_NAMES else None
 
 
 @dataclass(frozen=True, slots=True)
 class SimRecord:
     """One Kafka message to produce, with its ground-truth label.
 
-    ``ts_ms`` is the event time (also used as the Kafka message timestamp). ``episode_id`` is set on the
-    applications of an injected burst only. ``customer_id`` is the customer the message belongs to (for
-    malformed messages: the customer whose key it carries, or None).
+    ``ts_ms`` is the event time (also used as the Kafka message timestamp). ``label`` is ``"normal"``,
+    ``"malformed"`` or the name of the scenario the record belongs to; ``episode_id`` is set exactly on the
+    records of an injected episode. ``customer_id`` is the customer the message belongs to (for malformed
+    messages: the customer whose key it carries, or None).
     """
 
     topic: str
@@ -25,6 +54,34 @@ class SimRecord:
     label: Label
     episode_id: str | None = None
     customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedEpisode:
+    """One injected scenario episode (the ground truth a detector is scored against).
+
+    For a customer episode, ``start_ms`` / ``end_ms`` are the event times of its first and last labelled record.
+    ``population_drift`` is one population-level episode: ``customer_id`` is None and the window runs from the
+    shift to the end of the span. ``details`` holds the scenario's own facts (counts, shares, planned times).
+    """
+
+    scenario: ScenarioName
+    episode_id: str
+    customer_id: str | None
+    start_ms: int
+    end_ms: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (for the labels companion file)."""
+        return {
+            "scenario": self.scenario,
+            "episode_id": self.episode_id,
+            "customer_id": self.customer_id,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "details": dict(self.details),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +108,14 @@ class InjectedBurst:
             "applications": self.applications,
             "products": list(self.products),
         }
+
+    def to_episode(self) -> InjectedEpisode:
+        """The same burst as a generic :class:`InjectedEpisode`."""
+        return InjectedEpisode(
+            "multi_application_burst",
+            self.episode_id,
+            self.customer_id,
+            self.start_ms,
+            self.end_ms,
+            {"applications": self.applications, "products": list(self.products)},
+        )

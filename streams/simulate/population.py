@@ -20,6 +20,14 @@ DAY_MS = 24 * HOUR_MS
 Outcome = Literal["prompt", "late", "never"]
 
 
+def seeded_rng(seed: int, *stream: object) -> random.Random:
+    """A ``random.Random`` for one named stream of draws of a run, e.g. ``seeded_rng(7, "customer", 12)``."""
+    # A simulator wants reproducible pseudo-randomness, never secrecy: `random` is the right tool (S311 is
+    # about secrets). A string seed is hashed with SHA-512 by `random`, independent of PYTHONHASHSEED, so
+    # every (seed, stream) pair gives the same sequence on every run and machine.
+    return random.Random(":".join(map(str, (seed, *stream))))  # noqa: S311
+
+
 def hex_id(rng: random.Random, prefix: str, bits: int = 64) -> str:
     """Draw a pseudonymous id such as ``d_3f9c0a1b2c3d4e5f`` (64 bits: collisions are negligible)."""
     return f"{prefix}_{rng.getrandbits(bits):0{bits // 4}x}"

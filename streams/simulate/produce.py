@@ -19,9 +19,9 @@ from confluent_kafka import Producer
 
 from schemas import serde
 from schemas.decode import decode_behavior
-from streams.simulate.model import InjectedBurst, SimRecord
+from streams.simulate.model import InjectedBurst, InjectedEpisode, ScenarioName, SimRecord, scenario_of
 
-__all__ = ["ProduceError", "ProduceStats", "ProducerLike", "bursts_path_for", "produce"]
+__all__ = ["ProduceError", "ProduceStats", "ProducerLike", "bursts_path_for", "episodes_path_for", "produce"]
 
 # Settings we rely on; the caller's connection settings (bootstrap, SASL, ...) are merged over the defaults.
 _DEFAULTS: dict[str, str | int | float | bool] = {
@@ -111,12 +111,15 @@ class _Pacer:
 
 
 class _Labels:
-    """The ground-truth JSONL writer and the bursts seen in what was actually sent."""
+    """The ground-truth JSONL writer and the episodes (and bursts) seen in what was actually sent."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, planned: Iterable[InjectedEpisode] | None) -> None:
         self.path = path
         self.out: IO[bytes] = path.open("wb")
         self.bursts: dict[str, InjectedBurst] = {}
+        self.planned = {e.episode_id: e for e in planned} if planned is not None else None
+        self.seen: dict[str, InjectedEpisode] = {}
+        self.counts: dict[str, int] = {}
 
     def write(self, record: SimRecord) -> None:
         head: dict[str, Any] = {
@@ -124,6 +127,7 @@ class _Labels:
             "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
             "ts_ms": record.ts_ms,
             "label": record.label,
+            "scenario": scenario_of(record.label),
             "episode_id": record.episode_id,
             "customer_id": record.customer_id,
         }
@@ -134,8 +138,25 @@ class _Labels:
             # A valid record's value is one compact JSON object built by serde: splice it in as-is rather than
             # parse and re-serialise it, so the label file carries exactly the bytes that went to Kafka.
             self.out.write(serde.dumps(head)[:-1] + b',"event":' + record.value + b"}\n")
-        if record.episode_id is not None and record.label == "multi_application_burst":
-            self._count_burst(record)
+        scenario = scenario_of(record.label)
+        if record.episode_id is not None and scenario is not None:
+            self._count_episode(record, scenario)
+            if record.label == "multi_application_burst":
+                self._count_burst(record)
+
+    def _count_episode(self, record: SimRecord, scenario: ScenarioName) -> None:
+        assert record.episode_id is not None  # noqa: S101 — checked by the caller
+        episode_id = record.episode_id
+        self.counts[episode_id] = self.counts.get(episode_id, 0) + 1
+        seen = self.seen.get(episode_id)
+        if seen is None:
+            # Population-level episodes span many customers: the record's customer is not the episode's.
+            customer = None if scenario == "population_drift" else record.customer_id
+            self.seen[episode_id] = InjectedEpisode(scenario, episode_id, customer, record.ts_ms, record.ts_ms)
+        else:
+            self.seen[episode_id] = replace(
+                seen, start_ms=min(seen.start_ms, record.ts_ms), end_ms=max(seen.end_ms, record.ts_ms)
+            )
 
     def _count_burst(self, record: SimRecord) -> None:
         assert record.episode_id is not None  # noqa: S101 — checked by the caller
@@ -155,15 +176,31 @@ class _Labels:
             products=products,
         )
 
+    def episodes(self) -> list[dict[str, Any]]:
+        """Every episode with at least one record sent: as planned if the plan is known, else as seen."""
+        out = []
+        for episode_id, seen in self.seen.items():
+            known = self.planned.get(episode_id) if self.planned is not None else None
+            entry = (known or seen).to_json()
+            entry["records_sent"] = self.counts[episode_id]
+            out.append(entry)
+        return sorted(out, key=lambda e: (e["start_ms"], e["episode_id"]))
+
     def close(self) -> None:
         self.out.close()
         bursts = sorted(self.bursts.values(), key=lambda b: (b.start_ms, b.episode_id))
         bursts_path_for(self.path).write_bytes(serde.dumps([b.to_json() for b in bursts]) + b"\n")
+        episodes_path_for(self.path).write_bytes(serde.dumps(self.episodes()) + b"\n")
 
 
 def bursts_path_for(labels_path: Path) -> Path:
     """Where the bursts companion of a labels file goes: ``<labels_path>.bursts.json``."""
     return labels_path.with_name(labels_path.name + ".bursts.json")
+
+
+def episodes_path_for(labels_path: Path) -> Path:
+    """Where the episodes companion of a labels file goes: ``<labels_path>.episodes.json``."""
+    return labels_path.with_name(labels_path.name + ".episodes.json")
 
 
 def produce(
@@ -176,14 +213,19 @@ def produce(
     *,
     flush_timeout_s: float = 120.0,
     producer_factory: Callable[[dict[str, str | int | float | bool]], ProducerLike] | None = None,
+    episodes: Iterable[InjectedEpisode] | None = None,
 ) -> ProduceStats:
     """Produce ``records`` to Kafka; raise :class:`ProduceError` if any was not delivered.
 
     ``rate`` is events per wall-clock second (None = as fast as the producer takes them). Setting ``stop``
     ends the run early (what was sent is still flushed and counted). ``progress`` gets a snapshot about once
     a second.
-    With ``labels_path``, every sent record is written there as one JSON line (the ground truth), and the
-    bursts whose applications were sent go to :func:`bursts_path_for` ``(labels_path)``.
+    With ``labels_path``, every sent record is written there as one JSON line (the ground truth, with its
+    ``label``, ``scenario`` and ``episode_id``); every episode with at least one record sent goes to
+    :func:`episodes_path_for` ``(labels_path)`` and the bursts whose applications were sent, in their older
+    form, to :func:`bursts_path_for` ``(labels_path)``. Pass the planned ``episodes`` (``Traffic.episodes``) to
+    write them with their details; without them each episode is described from its sent records (window,
+    scenario, customer).
 
     The Kafka message timestamp is left to the producer (wall clock, CreateTime): event time travels in the
     payload. Stamping messages with simulated event time would break on brokers that reject timestamps more
@@ -210,7 +252,7 @@ def produce(
         producer.poll(0)
 
     pacer = _Pacer(rate, stop) if rate is not None else None
-    labels = _Labels(labels_path) if labels_path is not None else None
+    labels = _Labels(labels_path, episodes) if labels_path is not None else None
     try:
         for record in records:
             if stop is not None and stop.is_set():

@@ -5,6 +5,23 @@ with its own ``random.Random`` derived from the seed and the customer's index) m
 event-time-ordered stream with ``heapq.merge``, so memory grows with the number of customers, not with the
 number of events.
 
+Labelled scenarios (:mod:`streams.simulate.scenarios`) are mixed in: each customer gets at most one, chosen by
+``scenario_shares`` (and ``burst_share``); its records carry the scenario's name as label and an
+``episode_id``, and :attr:`Traffic.episodes` is the ground truth. A scenario that needs more time than the span
+has is compressed to fit (its order and plausible gaps kept; see each scenario module). A scenario that cannot
+be placed at all (``night_limit_exhaustion`` in a span without night) is skipped when its share is a default,
+and refused when it was asked for explicitly; :attr:`SimConfig.skipped_scenarios` says which and why.
+
+What normal looks like (every customer outside an episode, checked by the tests from the records):
+
+* loan applications at least 6 hours apart (never 3 within 30 minutes);
+* external inquiries: at most 4 within any 7 days, at most 2 of them by non-bank lenders;
+* at most one profile change (phone, card, address, device) within any 24 hours, so never phone → card;
+* drawdowns within any 24 hours add up to at most 85 % of the available limit before the first of them, so no
+  single drawdown and no night of drawdowns reaches 90 % (and none of a new device's first hour does);
+* loans roll at most one day past due per day: on spans shorter than 30 days no ordinary loan goes from DPD 1
+  to 31 (longer spans can show real, unlabelled deterioration of ordinary late payers).
+
 Example:
     >>> from datetime import UTC, datetime
     >>> traffic = Traffic(SimConfig(customers=50, start=datetime(2026, 1, 5, tzinfo=UTC), hours=3))
@@ -18,8 +35,7 @@ Example:
 from __future__ import annotations
 
 import heapq
-import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Annotated, Final
 
@@ -29,25 +45,29 @@ from schemas import topics
 from schemas.behavior import Channel
 from schemas.common import MAX_TIME, MIN_TIME, to_ms
 from schemas.ids import ProductCode
-from streams.simulate.customer import BurstPlan, CustomerStream
+from streams.simulate.customer import CustomerStream
 from streams.simulate.events import Emitter, Topics
 from streams.simulate.malformed import MALFORMED_KINDS, MalformedKind, inject_malformed
-from streams.simulate.model import InjectedBurst, SimRecord
-from streams.simulate.population import customer_id_for, make_customer
-from streams.simulate.rhythm import MINUTE_MS, SECOND_MS, daytime_ms
+from streams.simulate.model import SCENARIO_NAMES, InjectedBurst, InjectedEpisode, ScenarioName, SimRecord
+from streams.simulate.population import make_customer, seeded_rng
+from streams.simulate.scenarios import DEFAULT_SCENARIO_SHARES, plan_scenarios, unplaceable
+from streams.simulate.scenarios.burst import BURST_LEAD_MS, BURST_TAIL_MS
 
-__all__ = ["InjectedBurst", "SimConfig", "SimRecord", "Traffic", "malformed_kinds"]
+__all__ = [
+    "BURST_LEAD_MS",
+    "BURST_TAIL_MS",
+    "DEFAULT_SCENARIO_SHARES",
+    "SCENARIO_NAMES",
+    "InjectedBurst",
+    "InjectedEpisode",
+    "SimConfig",
+    "SimRecord",
+    "Traffic",
+    "malformed_kinds",
+]
 
 malformed_kinds: Final[tuple[MalformedKind, ...]] = MALFORMED_KINDS
 """Every kind of hostile message :class:`Traffic` mixes in when ``malformed_share > 0``."""
-
-# Where a burst may sit: late enough that the detector has seen the customer's normal behaviour, early enough
-# that the whole episode (and the alert after it) is inside the span.
-BURST_LEAD_MS: Final = 30 * MINUTE_MS
-BURST_TAIL_MS: Final = 45 * MINUTE_MS
-_LOGIN_BEFORE_BURST_MS: Final = 5 * MINUTE_MS  # the burst session's login and limit query come first
-_MIN_BURST_MS: Final = 3 * MINUTE_MS
-_MAX_BURST_MS: Final = 25 * MINUTE_MS
 
 DEFAULT_PRODUCTS: Final = (
     "cash_loan",
@@ -57,10 +77,16 @@ DEFAULT_PRODUCTS: Final = (
     "salary_advance",
 )
 DEFAULT_CHANNELS: Final[tuple[Channel, ...]] = ("app_android", "app_ios", "h5", "mini_program")
+_BURST: Final = "multi_application_burst"
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class SimConfig(BaseModel):
-    """What to simulate. ``start`` is the event time where traffic begins (timezone required)."""
+    """What to simulate. ``start`` is the event time where traffic begins (timezone required).
+
+    ``scenario_shares`` maps scenario names to shares of customers; names left out get no episodes. The burst's
+    share is ``burst_share`` unless ``scenario_shares`` names ``multi_application_burst`` itself.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,6 +95,10 @@ class SimConfig(BaseModel):
     start: AwareDatetime
     hours: float = Field(default=6.0, gt=0, le=24 * 31, description="event-time span")
     burst_share: float = Field(default=0.02, ge=0, le=1, description="share of customers given a burst")
+    scenario_shares: Mapping[ScenarioName, Share] = Field(
+        default_factory=lambda: dict(DEFAULT_SCENARIO_SHARES),
+        description="share of customers per scenario (other than the burst, by default)",
+    )
     malformed_share: float = Field(default=0.0, ge=0, le=1, description="malformed messages per valid record")
     products: Annotated[tuple[ProductCode, ...], Field(min_length=2)] = DEFAULT_PRODUCTS
     channels: Annotated[tuple[Channel, ...], Field(min_length=1)] = DEFAULT_CHANNELS
@@ -89,13 +119,17 @@ class SimConfig(BaseModel):
             raise ValueError(
                 "start .. start + hours must lie between 2000 and 2100 (the contracts' time range)"
             )
-        if (
-            self.burst_count
-            and self.span_ms < BURST_LEAD_MS + BURST_TAIL_MS + _LOGIN_BEFORE_BURST_MS + _MIN_BURST_MS
-        ):
-            raise ValueError(
-                "hours is too short to place a burst (needs at least 83 minutes); set burst_share=0"
-            )
+        explicit = "burst_share" in self.model_fields_set
+        if explicit and _BURST in self.scenario_shares and self.scenario_shares[_BURST] != self.burst_share:
+            raise ValueError("burst_share and scenario_shares['multi_application_burst'] disagree; set one")
+        asked = set(self.scenario_shares) if "scenario_shares" in self.model_fields_set else set()
+        asked.add(_BURST)  # a burst that does not fit has always been an error
+        for name, count in self._raw_counts().items():
+            reason = unplaceable(name, self.start_ms, self.span_ms) if count else None
+            if reason is not None and name in asked:
+                raise ValueError(f"{reason}; set its share to 0")
+        if sum(self.scenario_counts.values()) > self.customers:
+            raise ValueError("scenario shares add up to more than all customers")
         return self
 
     @property
@@ -114,22 +148,57 @@ class SimConfig(BaseModel):
         return self.start + timedelta(hours=self.hours)
 
     @property
+    def shares(self) -> dict[ScenarioName, float]:
+        """The share of customers of every scenario (0 for those not asked for)."""
+        shares = {name: float(self.scenario_shares.get(name, 0.0)) for name in SCENARIO_NAMES}
+        if _BURST not in self.scenario_shares:
+            shares[_BURST] = self.burst_share
+        return shares
+
+    def _raw_counts(self) -> dict[ScenarioName, int]:
+        return {name: round(share * self.customers) for name, share in self.shares.items()}
+
+    @property
+    def skipped_scenarios(self) -> dict[ScenarioName, str]:
+        """Scenarios with a (default) share that cannot be placed in this span, and why."""
+        skipped: dict[ScenarioName, str] = {}
+        for name, count in self._raw_counts().items():
+            reason = unplaceable(name, self.start_ms, self.span_ms) if count else None
+            if reason is not None:
+                skipped[name] = reason
+        return skipped
+
+    @property
+    def scenario_counts(self) -> dict[ScenarioName, int]:
+        """How many episodes of each scenario: its share of the customers, rounded; 0 when skipped."""
+        skipped = self.skipped_scenarios
+        return {name: 0 if name in skipped else count for name, count in self._raw_counts().items()}
+
+    @property
     def burst_count(self) -> int:
-        """How many customers get a burst: ``burst_share`` of them, rounded to the nearest whole customer."""
-        return round(self.burst_share * self.customers)
+        """How many customers get a burst: their share of the customers, rounded to a whole customer."""
+        return self.scenario_counts[_BURST]
 
 
 class Traffic:
-    """The simulated traffic of a :class:`SimConfig`: ``records()`` to iterate, ``bursts`` as ground truth."""
+    """The simulated traffic of a :class:`SimConfig`: ``records()`` to iterate, ``episodes`` as ground truth."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self._topics = Topics(config.behavior_topic, config.repayment_topic, config.inquiry_topic)
-        self._plans = self._plan_bursts()
-        self.bursts: list[InjectedBurst] = sorted(
-            (plan.injected(customer_id_for(plan.customer_index)) for plan in self._plans.values()),
-            key=lambda b: (b.start_ms, b.episode_id),
+        self._plans = plan_scenarios(
+            config.seed,
+            config.customers,
+            config.scenario_counts,
+            config.start_ms,
+            config.span_ms,
+            config.products,
+            config.channels,
         )
+        self.episodes: list[InjectedEpisode] = self._plans.episodes()
+        """Every injected episode (all scenarios), by start time."""
+        self.bursts: list[InjectedBurst] = self._plans.injected_bursts()
+        """The ``multi_application_burst`` episodes in their burst-specific form, by start time."""
 
     def __iter__(self) -> Iterator[SimRecord]:
         return self.records()
@@ -141,12 +210,12 @@ class Traffic:
         merged = heapq.merge(*streams, key=_ts)
         if cfg.malformed_share <= 0:
             return merged
-        rng = _rng(cfg.seed, "malformed")
+        rng = seeded_rng(cfg.seed, "malformed")
         return inject_malformed(merged, cfg.malformed_share, rng, cfg.behavior_topic, cfg.seed)
 
     def _customer(self, index: int) -> Iterator[SimRecord]:
         cfg = self.config
-        rng = _rng(cfg.seed, "customer", index)
+        rng = seeded_rng(cfg.seed, "customer", index)
         start_ms = cfg.start_ms
         customer = make_customer(rng, index, cfg.products, cfg.channels, start_ms)
         stream = CustomerStream(
@@ -157,60 +226,10 @@ class Traffic:
             cfg.channels,
             start_ms,
             start_ms + cfg.span_ms,
-            self._plans.get(index),
+            self._plans.by_customer.get(index),
+            self._plans.drift,
         )
         return stream.records()
-
-    def _plan_bursts(self) -> dict[int, BurstPlan]:
-        cfg = self.config
-        rng = _rng(cfg.seed, "bursts")
-        chosen = sorted(rng.sample(range(cfg.customers), cfg.burst_count))
-        earliest = cfg.start_ms + BURST_LEAD_MS + _LOGIN_BEFORE_BURST_MS
-        latest_end = cfg.start_ms + cfg.span_ms - BURST_TAIL_MS
-        plans: dict[int, BurstPlan] = {}
-        for index in chosen:
-            duration = min(
-                rng.randint(_MIN_BURST_MS // SECOND_MS, _MAX_BURST_MS // SECOND_MS) * SECOND_MS,
-                latest_end - earliest,
-            )
-            first = daytime_ms(rng, earliest, latest_end - duration + 1)
-            count = rng.randint(5, 10)
-            middle = sorted(first + 1 + int(rng.random() * (duration - 1)) for _ in range(count - 2))
-            times = (first, *middle, first + duration)
-            products = self._burst_products(rng, count)
-            channels = self._burst_channels(rng, count)
-            plans[index] = BurstPlan(
-                episode_id=f"ep{cfg.seed}-{customer_id_for(index)}",
-                customer_index=index,
-                times_ms=times,
-                products=products,
-                channels=channels,
-                limit_query_first=rng.random() < 0.85,
-            )
-        return plans
-
-    def _burst_products(self, rng: random.Random, count: int) -> tuple[str, ...]:
-        # 2-4 different products, every one of them applied for at least once.
-        kinds = rng.sample(self.config.products, min(len(self.config.products), rng.randint(2, 4)))
-        picks = kinds + [rng.choice(kinds) for _ in range(count - len(kinds))]
-        rng.shuffle(picks)
-        return tuple(picks)
-
-    def _burst_channels(self, rng: random.Random, count: int) -> tuple[Channel, ...]:
-        channels = self.config.channels
-        primary = rng.choice(channels)
-        if len(channels) == 1 or rng.random() < 0.6:
-            return (primary,) * count
-        # Sometimes through several channels at once (app, H5 and mini-program of the same lender).
-        extra = rng.sample([c for c in channels if c != primary], min(len(channels) - 1, rng.randint(1, 2)))
-        return tuple(primary if rng.random() < 0.5 else rng.choice(extra) for _ in range(count))
-
-
-def _rng(seed: int, *stream: object) -> random.Random:
-    # A simulator wants reproducible pseudo-randomness, never secrecy: `random` is the right tool (S311 is
-    # about secrets). A string seed is hashed with SHA-512 by `random`, independent of PYTHONHASHSEED, so
-    # every (seed, stream) pair gives the same sequence on every run and machine.
-    return random.Random(":".join(map(str, (seed, *stream))))  # noqa: S311
 
 
 def _ts(record: SimRecord) -> int:

@@ -9,14 +9,23 @@ import base64
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
-from streams.simulate.produce import ProduceError, ProduceStats, _confluent_producer, bursts_path_for, produce
+from streams.simulate.produce import (
+    ProduceError,
+    ProduceStats,
+    _confluent_producer,
+    bursts_path_for,
+    episodes_path_for,
+    produce,
+)
 from streams.simulate.traffic import SimConfig, SimRecord, Traffic
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -116,6 +125,7 @@ def test_every_record_is_sent_counted_and_labelled(tmp_path: Path) -> None:
             record.episode_id,
             record.customer_id,
         )
+        assert row["scenario"] == (None if record.label in ("normal", "malformed") else record.label)
         assert row["key"] == (record.key.decode() if record.key is not None else None)
         if record.label == "malformed":
             assert base64.b64decode(row["raw_b64"]) == record.value and "event" not in row
@@ -123,6 +133,28 @@ def test_every_record_is_sent_counted_and_labelled(tmp_path: Path) -> None:
             assert row["event"] == json.loads(record.value)
     bursts = json.loads(bursts_path_for(labels).read_bytes())
     assert bursts == [b.to_json() for b in traffic.bursts] and len(bursts) == 6
+    # Without the plan, every episode is described from its sent records.
+    episodes = json.loads(episodes_path_for(labels).read_bytes())
+    sent = Counter(r.episode_id for r in records if r.episode_id is not None)
+    assert {e["episode_id"]: e["records_sent"] for e in episodes} == sent
+    planned = {e.episode_id: e for e in traffic.episodes}
+    assert len({e["scenario"] for e in episodes}) >= 5
+    for entry in episodes:
+        episode = planned[entry["episode_id"]]
+        assert (entry["scenario"], entry["customer_id"]) == (episode.scenario, episode.customer_id)
+        if episode.customer_id is not None:
+            assert (entry["start_ms"], entry["end_ms"]) == (episode.start_ms, episode.end_ms)
+
+
+def test_planned_episodes_are_written_with_their_details(tmp_path: Path) -> None:
+    traffic = _traffic()
+    records = list(traffic.records())
+    labels = tmp_path / "labels.jsonl"
+    produce({}, iter(records), labels_path=labels, producer_factory=FakeProducer, episodes=traffic.episodes)
+    episodes = json.loads(episodes_path_for(labels).read_bytes())
+    sent = {r.episode_id for r in records if r.episode_id is not None}
+    expected = [{**e.to_json(), "records_sent": ANY} for e in traffic.episodes if e.episode_id in sent]
+    assert episodes == expected and len(expected) == len(sent)
 
 
 def test_settings_keep_connection_options_and_force_the_partitioner() -> None:
