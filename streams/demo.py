@@ -186,6 +186,7 @@ def run_demo(base: Settings, options: DemoOptions, stop: threading.Event) -> str
                     stop=threads_stop,
                     progress=None,
                     labels_path=run_home / "labels.jsonl",
+                    episodes=traffic.episodes,
                 )
             ),
             name="simulator",

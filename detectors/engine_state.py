@@ -1,0 +1,105 @@
+"""One customer's engine state: rolling profile, burst state, decision state, snapshot clock, open installments.
+
+The state is one value per customer in a plain Faust table. :meth:`CustomerState.to_bytes` reuses each part's own
+serialisation (the profile's compact binary form, the burst and decision states' ``to_dict``) behind a version
+byte, so a change of any part's layout is caught on load instead of being misread.
+
+Example:
+    >>> s = CustomerState.empty("c_1")
+    >>> CustomerState.from_bytes(s.to_bytes()) == s
+    True
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from detectors.burst import BurstState
+from detectors.decision.episodes import DecisionState
+from detectors.profile import Profile
+from schemas import serde
+
+__all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "CustomerState"]
+
+FORMAT_VERSION: Final = 1
+#: Installments remembered per customer so a DPD update (which names the loan only) finds its installment.
+MAX_OPEN_INSTALLMENTS: Final = 8
+_HEAD: Final = struct.Struct("<BI")  # version, length of the profile bytes
+_EMPTY_BURST: Final = BurstState()
+_EMPTY_DECISION: Final = DecisionState()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    """Everything the engine keeps per customer between events.
+
+    ``profile`` is mutable and updated in place by the engine (as :func:`detectors.profile.update` does): copy a
+    state with ``CustomerState.from_bytes(state.to_bytes())`` to keep the old one. ``open_installments`` maps
+    loan id → installment number of the latest installment that fell due and still awaits its outcome.
+    """
+
+    profile: Profile
+    burst: BurstState = field(default=_EMPTY_BURST)
+    decision: DecisionState = field(default=_EMPTY_DECISION)
+    last_snapshot_ms: int | None = None
+    open_installments: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def empty(cls, customer_id: str) -> CustomerState:
+        """The state of a customer the engine has not seen."""
+        return cls(Profile.empty(customer_id))
+
+    @property
+    def customer_id(self) -> str:
+        """The customer this state belongs to."""
+        return self.profile.customer_id
+
+    def installment_of(self, loan_id: str) -> int | None:
+        """The open installment of ``loan_id``, if one fell due and has no outcome yet."""
+        for loan, number in self.open_installments:
+            if loan == loan_id:
+                return number
+        return None
+
+    def with_installment(self, loan_id: str, number: int | None) -> CustomerState:
+        """A copy with ``loan_id``'s open installment set (None: removed); keeps the newest few."""
+        kept = tuple(p for p in self.open_installments if p[0] != loan_id)
+        if number is not None:
+            kept = (*kept, (loan_id, number))[-MAX_OPEN_INSTALLMENTS:]
+        return replace(self, open_installments=kept)
+
+    def to_bytes(self) -> bytes:
+        """Version byte, the profile's bytes, then one compact JSON object for the rest (empty parts omitted)."""
+        profile = self.profile.to_bytes()
+        rest: dict[str, Any] = {}
+        if self.burst != _EMPTY_BURST:
+            rest["b"] = self.burst.to_dict()
+        if self.decision != _EMPTY_DECISION:
+            rest["d"] = self.decision.to_dict()
+        if self.last_snapshot_ms is not None:
+            rest["s"] = self.last_snapshot_ms
+        if self.open_installments:
+            rest["i"] = [list(p) for p in self.open_installments]
+        return b"".join((_HEAD.pack(FORMAT_VERSION, len(profile)), profile, serde.dumps(rest)))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CustomerState:
+        """Inverse of :meth:`to_bytes`; ``ValueError`` on an unknown version or truncated bytes."""
+        if len(data) < _HEAD.size:
+            raise ValueError("truncated customer state")
+        version, n = _HEAD.unpack_from(data)
+        if version != FORMAT_VERSION:
+            raise ValueError(f"unknown customer state format version {version} (this code reads {FORMAT_VERSION})")
+        end = _HEAD.size + n
+        if end > len(data):
+            raise ValueError("truncated customer state")
+        rest = serde.loads(data[end:])
+        return cls(
+            profile=Profile.from_bytes(data[_HEAD.size : end]),
+            burst=BurstState.from_dict(rest["b"]) if "b" in rest else _EMPTY_BURST,
+            decision=DecisionState.from_dict(rest["d"]) if "d" in rest else _EMPTY_DECISION,
+            last_snapshot_ms=rest.get("s"),
+            open_installments=tuple((str(loan), int(no)) for loan, no in rest.get("i", ())),
+        )
