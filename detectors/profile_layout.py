@@ -39,6 +39,8 @@ CHINA_OFFSET_MS: Final = 8 * HOUR_MS
 NIGHT_END_HOUR: Final = 6
 MAX_U32: Final = 0xFFFF_FFFF
 
+# The order is part of the stored format (codes in saved profiles), so it is spelled out here rather than taken
+# from schemas.behavior, where a reordering would be harmless to the contracts but would corrupt stored state.
 BEHAVIOR_TYPES: Final = (
     "login",
     "page_view",

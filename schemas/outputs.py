@@ -175,6 +175,18 @@ class Alert(Contract):
         return previous
 
 
+def check_factor_for_action(action: str | None, factor: float | None) -> float | None:
+    """Return ``factor`` if it fits ``action``: required for ``reduce_limit``, refused for any other action."""
+    if action == "reduce_limit" and factor is None:
+        raise PydanticCustomError("factor_required", "factor is required when action is 'reduce_limit'")
+    if action is not None and action != "reduce_limit" and factor is not None:
+        raise PydanticCustomError(
+            "factor_not_allowed", "factor is only allowed when action is 'reduce_limit', not '{action}'",
+            {"action": action},
+        )
+    return factor
+
+
 class LimitAction(Contract):
     """A recommended credit-limit action for limit-management services; topic ``risk.limit-actions.v1``.
 
@@ -196,15 +208,7 @@ class LimitAction(Contract):
     @field_validator("factor")
     @classmethod
     def _factor_iff_reduce(cls, factor: float | None, info: ValidationInfo) -> float | None:
-        action = info.data.get("action")
-        if action == "reduce_limit" and factor is None:
-            raise PydanticCustomError("factor_required", "factor is required when action is 'reduce_limit'")
-        if action is not None and action != "reduce_limit" and factor is not None:
-            raise PydanticCustomError(
-                "factor_not_allowed", "factor is only allowed when action is 'reduce_limit', not '{action}'",
-                {"action": action},
-            )
-        return factor
+        return check_factor_for_action(info.data.get("action"), factor)
 
     @field_validator("expires_at")
     @classmethod

@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from schemas.common import Contract
 from schemas.ids import ProductCode, RuleId
-from schemas.outputs import Grade, Tier
+from schemas.outputs import Grade, Tier, check_factor_for_action
 
 __all__ = [
     "ACTION_RANK",
@@ -228,15 +228,7 @@ class ActionRule(Contract):
     @field_validator("factor")
     @classmethod
     def _factor_iff_reduce(cls, factor: float | None, info: ValidationInfo) -> float | None:
-        action = info.data.get("action")
-        if action == "reduce_limit" and factor is None:
-            raise PydanticCustomError("factor_required", "factor is required when action is 'reduce_limit'")
-        if action is not None and action != "reduce_limit" and factor is not None:
-            raise PydanticCustomError(
-                "factor_not_allowed", "factor is only allowed when action is 'reduce_limit', not '{action}'",
-                {"action": action},
-            )
-        return factor
+        return check_factor_for_action(info.data.get("action"), factor)
 
 
 def _default_rules() -> tuple[ActionRule, ...]:

@@ -33,26 +33,17 @@ from pydantic import Field, StringConstraints
 from detectors.base import DetectorScore
 from detectors.profile_layout import TailEvent
 from detectors.rules._common import RuleConfig, TailEvents, reason
+from schemas.behavior import BehaviorEventType
 
 __all__ = ["DEFAULT_CHAINS", "ChainStep", "SequenceChain", "SequenceConfig", "SequenceDetector"]
 
 _MINUTE_MS = 60_000
-BehaviorType = Literal[
-    "login",
-    "page_view",
-    "loan_application",
-    "limit_query",
-    "drawdown",
-    "repayment_click",
-    "profile_change",
-    "contact_upload",
-]
 
 
 class ChainStep(RuleConfig):
     """One step of a chain: which tail event matches it."""
 
-    event_type: BehaviorType | None = Field(default=None, description="Event type; None matches any.")
+    event_type: BehaviorEventType | None = Field(default=None, description="Event type; None matches any.")
     field: Literal["phone", "bank_card", "address", "device"] | None = Field(
         default=None, description="Profile-change field that must have changed."
     )
