@@ -24,11 +24,14 @@ from pydantic import BaseModel
 
 from schemas.common import format_event_time
 
-__all__ = ["OPTIONS", "JSONDecodeError", "dumps", "loads"]
+__all__ = ["OPTIONS", "JSONDecodeError", "JSONEncodeError", "dumps", "loads"]
 
 #: orjson options used for every non-model value: datetimes go through :func:`_default` (one time format for
 #: the whole project), dict keys may be ints/enums (written as strings).
 OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+JSONEncodeError = orjson.JSONEncodeError
+"""Raised by :func:`dumps` on a value JSON cannot carry (a subclass of ``TypeError``)."""
 
 JSONDecodeError = orjson.JSONDecodeError
 """Raised by :func:`loads` on malformed JSON (a subclass of ``json.JSONDecodeError`` and ``ValueError``)."""

@@ -16,7 +16,7 @@ chdb's constraints, as measured with chdb 4.4 (engine 26.9) and enforced here:
 - Queries from several threads are safe, but a statement issued while another is still streaming on the same
   connection returns an empty result, so calls on one path are serialised by a lock.
 
-Values travel as JSON: inserts as one ``FORMAT JSONCompactColumns`` document encoded by orjson (exact for any
+Values travel as JSON: inserts as one ``FORMAT JSONCompactColumns`` document encoded by schemas.serde (exact for any
 string: quotes, backslashes, newlines, NUL, unicode; datetimes as RFC 3339 with ``Z``), results as
 ``JSONCompactEachRowWithNamesAndTypes`` converted back by column type. The session runs in UTC.
 Non-finite floats cannot be inserted (JSON has no NaN); strings must be valid unicode (no lone surrogates).
@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-import orjson
-
+from schemas import serde
 from streams.clickhouse.backend import parse_version, quote_identifier, table_name, to_columns
 from streams.clickhouse.errors import ClickHouseError, ClickHouseQueryError, EmbeddedPathInUse, server_error
 
@@ -47,7 +46,7 @@ __all__ = ["EmbeddedBackend", "chdb_path_in_use"]
 #: Session settings, passed in the connection string (they apply to the session only).
 _SESSION_SETTINGS: Final = (
     "session_timezone=UTC",  # zone-less DateTime values and now() in UTC, whatever the machine's zone
-    "date_time_input_format=best_effort",  # accept RFC 3339 ("...T09:00:00.250Z") as orjson writes it
+    "date_time_input_format=best_effort",  # accept RFC 3339 ("...T09:00:00.250Z") as schemas.serde writes it
     "output_format_json_quote_denormals=1",  # nan/inf as strings instead of null
     "output_format_json_quote_decimals=1",  # decimals as exact strings instead of doubles
     "output_format_json_validate_utf8=1",  # invalid UTF-8 in a String never breaks JSON parsing
@@ -135,8 +134,8 @@ class EmbeddedBackend:
                 raise ClickHouseQueryError(f"insert into {table}: column {name!r} has NaN or infinity, "
                                            "which chdb's JSON input cannot carry")
         try:
-            body = orjson.dumps(data, option=orjson.OPT_UTC_Z)
-        except orjson.JSONEncodeError as exc:
+            body = serde.dumps(data)  # datetimes as the contracts write them: RFC 3339, ms, "Z"
+        except serde.JSONEncodeError as exc:
             raise ClickHouseQueryError(f"insert into {table}: cannot encode the rows: {exc}") from exc
         names = ", ".join(quote_identifier(c) for c in columns)
         head = f"INSERT INTO {table_name(self.database, table)} ({names}) FORMAT JSONCompactColumns\n"
@@ -219,11 +218,11 @@ def _parse_result(raw: bytes) -> list[tuple[Any, ...]]:
     lines = raw.split(b"\n")
     if len(lines) < 2:
         return []
-    converters = [_converter(type_name) for type_name in orjson.loads(lines[1])]
+    converters = [_converter(type_name) for type_name in serde.loads(lines[1])]
     rows: list[tuple[Any, ...]] = []
     for line in lines[2:]:
         if line:
-            values = orjson.loads(line)
+            values = serde.loads(line)
             rows.append(tuple(v if c is None else c(v) for c, v in zip(converters, values, strict=True)))
     return rows
 
