@@ -113,7 +113,8 @@ def _detected(bursts: list[InjectedBurst], alerts: dict[str, Alert]) -> int:
     """Injected bursts with a burst alert for that customer whose evidence overlaps the burst in event time."""
     by_customer: dict[str, list[Alert]] = {}
     for alert in alerts.values():
-        by_customer.setdefault(alert.customer_id, []).append(alert)
+        if alert.rule_id == "multi_application_burst":
+            by_customer.setdefault(alert.customer_id, []).append(alert)
     found = 0
     for burst in bursts:
         if any(
@@ -265,7 +266,12 @@ def _summary(
         "events": valid_events,
         "dead_letters": count("dead_letters"),
         "alerts": by_tier,
-        "clickhouse_rows": {"events": count("events"), "alerts": count("alerts")},
+        "clickhouse_rows": {
+            "events": count("events"),
+            "alerts": count("alerts"),
+            "limit_actions": count("limit_actions"),
+            "profile_snapshots": count("profile_snapshots"),
+        },
         "injected_bursts": len(traffic.bursts),
         "bursts_detected": _detected(traffic.bursts, tail.alerts),
     }

@@ -26,13 +26,13 @@ def run_worker(settings: Settings) -> None:
     @app.timer(interval=_REPORT_EVERY_SECONDS)  # type: ignore[untyped-decorator]
     async def report() -> None:
         log.info(
-            "events=%d dead_letters=%d alerts=%d %s late_applications=%d replayed=%d",
+            "events=%d dead_letters=%d alerts=%d %s limit_actions=%d snapshots=%d",
             counters.events,
             counters.dead_letters,
             counters.alerts,
             counters.by_tier,
-            counters.late_applications,
-            counters.duplicates,
+            counters.limit_actions,
+            counters.snapshots,
         )
 
     loop = asyncio.new_event_loop()

@@ -27,6 +27,7 @@ from tests.integration.harness import Pipeline, unique_settings, wait_for
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+BURST = "multi_application_burst"
 
 
 @pytest.fixture
@@ -156,8 +157,11 @@ def test_malformed_messages_all_dead_lettered_and_valid_traffic_still_processed(
     kinds = Counter(d.error_kind for d in letters)
     assert {"not_json", "invalid_utf8", "validation", "unknown_event_type", "too_large"} <= set(kinds)
 
-    alerts = pipeline.consume_all(pipeline.settings.topics.alerts, expected=len(expected), timeout=120)
-    assert {Alert.model_validate_json(v).alert_id for _, v in alerts} == set(expected)
+    alerts = [
+        Alert.model_validate_json(v) for _, v in pipeline.consume_all(pipeline.settings.topics.alerts, len(expected))
+    ]
+    assert {a.alert_id for a in alerts if a.rule_id == BURST} == set(expected)
+    distinct_alerts = len({a.alert_id for a in alerts})
 
     wait_for(
         lambda: pipeline.scalar("SELECT count() FROM {db}.dead_letters FINAL") >= len(malformed),
@@ -171,10 +175,13 @@ def test_malformed_messages_all_dead_lettered_and_valid_traffic_still_processed(
         "events in ClickHouse",
         pipeline.worker_log,
     )
+    wait_for(
+        lambda: pipeline.scalar("SELECT count() FROM {db}.alerts FINAL") >= distinct_alerts, 60, "alerts in ClickHouse"
+    )
     pipeline.stop_writer()
     assert pipeline.scalar("SELECT count() FROM {db}.dead_letters FINAL") == len(malformed)
     assert pipeline.scalar("SELECT count() FROM {db}.events FINAL") == len(valid)
-    assert pipeline.scalar("SELECT count() FROM {db}.alerts FINAL") == len(expected)
+    assert pipeline.scalar("SELECT count() FROM {db}.alerts FINAL") == distinct_alerts
     assert pipeline.scalar("SELECT countIf(reason = '') FROM {db}.dead_letters") == 0
     pipeline.assert_worker_alive()
 
@@ -205,27 +212,37 @@ def test_worker_killed_mid_stream_loses_no_alert_and_doubles_none_in_clickhouse(
     producer.join(300)
     assert not producer.is_alive()
 
-    on_topic = pipeline.consume_all(pipeline.settings.topics.alerts, expected=len(expected), timeout=240)
-    seen = {Alert.model_validate_json(v).alert_id for _, v in on_topic}
+    on_topic = [
+        Alert.model_validate_json(v)
+        for _, v in pipeline.consume_all(pipeline.settings.topics.alerts, expected=len(expected), timeout=240)
+    ]
+    seen = {a.alert_id for a in on_topic if a.rule_id == BURST}
     assert seen == set(expected), f"missing {len(set(expected) - seen)}, unexpected {len(seen - set(expected))}"
+    all_ids = {a.alert_id for a in on_topic}
+    assert len(all_ids) > len(seen), "the other scenarios raise fused alerts too"
     wait_for(
-        lambda: pipeline.scalar("SELECT uniqExact(alert_id) FROM {db}.alerts") >= len(expected),
+        lambda: pipeline.scalar("SELECT uniqExact(alert_id) FROM {db}.alerts") >= len(all_ids),
         120,
         "every alert in ClickHouse",
         pipeline.worker_log,
     )
     pipeline.stop_writer()
     rows = pipeline.rows("SELECT alert_id, count() FROM {db}.alerts FINAL GROUP BY alert_id")
-    assert {r[0] for r in rows} == set(expected)
+    assert {r[0] for r in rows} == all_ids
     assert all(r[1] == 1 for r in rows), "an alert is doubled after FINAL"
     pipeline.assert_worker_alive()
 
     # State stays co-partitioned with its input even though the agent works on mixed-partition batches: every
     # changelog record of a customer is in the partition that customer's events arrive on.
-    topic = pipeline.settings.topics.behavior
-    inputs = {key: part for part, key, _ in pipeline.consume_with_partitions(topic, expected=len(behavior))}
-    changelog = f"{pipeline.settings.app_id}-burst-state-changelog"
+    inputs: dict[bytes | None, set[int]] = {}
+    topics = pipeline.settings.topics
+    for topic in (topics.behavior, topics.repayment, topics.inquiry):
+        sent = sum(1 for r in records if r.topic == topic)
+        for part, key, _ in pipeline.consume_with_partitions(topic, expected=sent):
+            inputs.setdefault(key, set()).add(part)
+    assert all(len(parts) == 1 for parts in inputs.values()), "a customer's events arrived on several partitions"
+    changelog = f"{pipeline.settings.app_id}-customer-state-changelog"
     writes = pipeline.consume_with_partitions(changelog, expected=1, timeout=60)
-    assert writes, "the burst table wrote nothing"
-    misplaced = [(key, part) for part, key, _ in writes if inputs.get(key) != part]
+    assert writes, "the state table wrote nothing"
+    misplaced = [(key, part) for part, key, _ in writes if inputs.get(key) != {part}]
     assert not misplaced, f"{len(misplaced)} state records in another partition than their customer's events"

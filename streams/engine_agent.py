@@ -1,0 +1,136 @@
+"""The profile agent: every input event through the risk engine, state in a Faust table, models per partition.
+
+Per micro-batch the agent decodes each event (dead-lettering what does not decode), runs the engine on it in
+arrival order — per event, so results do not depend on where batch boundaries fall and a replay reproduces them —
+keeps each touched customer's state in memory for the batch, writes it back once per customer, and publishes the
+alerts, limit actions and snapshots.
+
+Models travel with partitions: each input partition has one ModelSet, checkpointed into a Faust table keyed by
+partition (its changelog is co-partitioned, so a partition's models are restored wherever the partition goes).
+On revocation the in-memory copy is dropped, and the next owner starts from the last checkpoint: learning since
+then (at most ``checkpoint_seconds``) is lost, never state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import faust
+
+from detectors.engine import Engine
+from detectors.engine_state import CustomerState
+from detectors.models.checkpoint import ModelSet
+from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
+from schemas.outputs import Alert, LimitAction, ProfileSnapshot
+from streams.faust_context import event_context
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Model checkpoints can hold many pending repayment outcomes: allow their changelog records to be large.
+MODEL_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
+_CHECKPOINT_SECONDS = 30.0
+
+Publish = Callable[[Alert | LimitAction | ProfileSnapshot], Awaitable[None]]
+DeadLetter = Callable[[faust.EventT[bytes], Exception], Awaitable[None]]
+
+
+def install_engine_agent(
+    app: faust.App,
+    settings: Settings,
+    engine: Engine,
+    topics: list[str],
+    publish: Publish,
+    dead_letter: DeadLetter,
+    counters: Any,
+) -> None:
+    """Register the state and model tables and the agent on ``app``."""
+    decoders: dict[str, Callable[[bytes], Any]] = {
+        settings.topics.behavior: decode_behavior,
+        settings.topics.repayment: decode_repayment,
+        settings.topics.inquiry: decode_inquiry,
+    }
+    source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    states = app.Table(
+        "customer-state", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    checkpoints = app.Table(
+        "model-checkpoints",
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs={"max.message.bytes": str(MODEL_CHECKPOINT_MAX_BYTES)},
+    )
+    models: dict[int, ModelSet] = {}
+    saved_at: dict[int, float] = {}
+
+    def models_for(partition: int) -> ModelSet:
+        if partition not in models:
+            stored: bytes | None = checkpoints.get(str(partition).encode())
+            models[partition] = ModelSet.from_bytes(stored) if stored else engine.new_models(partition)
+            saved_at[partition] = time.monotonic()
+        return models[partition]
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def drop_models(sender: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic in decoders:
+                models.pop(tp.partition, None)
+
+    @app.agent(source, name="profile")
+    async def profile_agent(stream: faust.StreamT[bytes]) -> None:
+        # take_events acks a batch only after this body has handled it, so a crash mid-batch replays it.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.worker_batch_size, within=settings.worker_batch_seconds
+        )
+        async for batch in batches:
+            cache: dict[bytes, CustomerState] = {}
+            last_event: dict[bytes, faust.EventT[bytes]] = {}
+            by_partition: dict[int, faust.EventT[bytes]] = {}
+            outputs: list[Alert | LimitAction | ProfileSnapshot] = []
+            for event in batch:
+                counters.events += 1
+                message = event.message
+                try:
+                    decoded = decoders[message.topic](event.value)
+                except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
+                    await dead_letter(event, exc)
+                    continue
+                key = decoded.customer_id.encode()
+                try:
+                    state = cache.get(key)
+                    if state is None:
+                        stored: bytes | None = states.get(key)
+                        state = (
+                            CustomerState.from_bytes(stored)
+                            if stored
+                            else CustomerState.empty(decoded.customer_id)
+                        )
+                    step = engine.process(state, decoded, models_for(message.partition))
+                except Exception as exc:  # noqa: BLE001 — an agent that raises dies silently; keep the event.
+                    log.exception("engine failed on %s", decoded.event_id)
+                    await dead_letter(event, exc)
+                    continue
+                cache[key] = step.state
+                last_event[key] = event
+                by_partition[message.partition] = event
+                outputs.extend(step.alerts)
+                outputs.extend(step.actions)
+                if step.snapshot is not None:
+                    outputs.append(step.snapshot)
+            for key, state in cache.items():
+                with event_context(last_event[key]):
+                    states[key] = state.to_bytes()
+            for output in outputs:
+                await publish(output)
+            now = time.monotonic()
+            for partition, event in by_partition.items():
+                if now - saved_at.get(partition, now) >= _CHECKPOINT_SECONDS and partition in models:
+                    with event_context(event):
+                        checkpoints[str(partition).encode()] = models[partition].to_bytes()
+                    saved_at[partition] = now
+
