@@ -62,8 +62,7 @@ Step = Callable[[dict[str, float], bool], Any]
 
 
 def steps(warm: list[tuple[dict[str, float], bool]]) -> dict[str, Callable[[], Step]]:
-    def baseline() -> Callable[[dict[str, float], bool], Any]:
-        m = RunningMean()
+    def score_then_learn(m: RunningMean | AnomalyModel) -> Callable[[dict[str, float], bool], Any]:
         for x, _ in warm:
             m.learn_one(x)
 
@@ -72,17 +71,12 @@ def steps(warm: list[tuple[dict[str, float], bool]]) -> dict[str, Callable[[], S
             m.learn_one(x)
 
         return step
+
+    def baseline() -> Callable[[dict[str, float], bool], Any]:
+        return score_then_learn(RunningMean())
 
     def anomaly() -> Callable[[dict[str, float], bool], Any]:
-        m = AnomalyModel()
-        for x, _ in warm:
-            m.learn_one(x)
-
-        def step(x: dict[str, float], y: bool) -> None:
-            m.score_one(x)
-            m.learn_one(x)
-
-        return step
+        return score_then_learn(AnomalyModel())
 
     def anomaly_fused() -> Callable[[dict[str, float], bool], Any]:
         m = AnomalyModel()

@@ -18,17 +18,8 @@ ScenarioName = Literal[
 """Every injected risk scenario; the name is also the label of the scenario's records."""
 SCENARIO_NAMES: Final[tuple[ScenarioName, ...]] = get_args(ScenarioName)
 
-Label = Literal[
-    "normal",
-    "multi_application_burst",
-    "multi_lending",
-    "sequence_takeover",
-    "sequence_new_device_cashout",
-    "night_limit_exhaustion",
-    "repayment_deterioration",
-    "population_drift",
-    "malformed",
-]
+# Literal flattens nested literals: Label is "normal", every scenario name, and "malformed".
+Label = Literal["normal", ScenarioName, "malformed"]
 LABELS: Final[tuple[Label, ...]] = get_args(Label)
 
 
