@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from schemas.outputs import Reason
+from schemas.outputs import Reason, Tier
 
 Features = Mapping[str, float]
 """A customer's feature vector: name → value, as the rolling profile computes it."""
@@ -28,6 +28,17 @@ class DetectorScore:
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:
             raise ValueError(f"{self.detector_id}: score {self.score} is outside [0, 1]")
+
+
+def tier_reached(value: float, notice: float, attention: float, warning: float) -> Tier | None:
+    """The highest tier whose threshold ``value`` reaches (thresholds inclusive), or None below notice."""
+    if value >= warning:
+        return "warning"
+    if value >= attention:
+        return "attention"
+    if value >= notice:
+        return "notice"
+    return None
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ import bisect
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from detectors.base import tier_reached
 from schemas.common import to_ms
 from schemas.outputs import TIER_LABELS, TIER_ORDER, Alert, Reason, Tier, alert_id_for
 from schemas.rules import BurstRuleConfig
@@ -103,14 +104,8 @@ class BurstResult:
 
 
 def _tier_for(count: int, rule: BurstRuleConfig) -> Tier | None:
-    thresholds = rule.thresholds
-    if count >= thresholds.warning:
-        return "warning"
-    if count >= thresholds.attention:
-        return "attention"
-    if count >= thresholds.notice:
-        return "notice"
-    return None
+    t = rule.thresholds
+    return tier_reached(count, t.notice, t.attention, t.warning)
 
 
 def _threshold(tier: Tier, rule: BurstRuleConfig) -> int:

@@ -22,6 +22,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from detectors.base import tier_reached
 from schemas.common import Contract
 from schemas.ids import ProductCode, RuleId
 from schemas.outputs import Grade, Tier, check_factor_for_action
@@ -89,13 +90,7 @@ class TierThresholds(Contract):
 
     def tier_for(self, score: float) -> Tier | None:
         """The highest tier whose threshold ``score`` reaches, or None below notice."""
-        if score >= self.warning:
-            return "warning"
-        if score >= self.attention:
-            return "attention"
-        if score >= self.notice:
-            return "notice"
-        return None
+        return tier_reached(score, self.notice, self.attention, self.warning)
 
 
 class ProductOverride(Contract):
