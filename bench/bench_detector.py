@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detectors.burst import Application, BurstState, update
+from detectors.engine import EngineConfig
 from schemas import serde
 from schemas.behavior import LoanApplication
 from schemas.common import to_ms
 from schemas.decode import decode_behavior
-from schemas.rules import RuleSet
 from schemas.topics import BEHAVIOR
 from streams.simulate.traffic import SimConfig, Traffic
 
@@ -36,7 +36,7 @@ def decode_only(values: list[bytes]) -> None:
 
 def decode_and_detect(values: list[bytes]) -> None:
     # What the profile agent does per event, minus Kafka: decode, load state, update, store state.
-    rule = RuleSet().burst
+    rule = EngineConfig().burst
     table: dict[str, bytes] = {}
     for raw in values:
         event = decode_behavior(raw)

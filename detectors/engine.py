@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Final, Self
+from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -143,19 +143,34 @@ def _default_decision() -> DecisionConfig:
     )
 
 
+def _window_only(before: BurstState, after: BurstState) -> BurstState:
+    """``after``'s application window with ``before``'s episode: an allow-listed burst counts but never opens one."""
+    return replace(
+        after,
+        episode_start_ms=before.episode_start_ms,
+        episode_last_ms=before.episode_last_ms,
+        episode_tier=before.episode_tier,
+        emitted=before.emitted,
+    )
+
+
 def _gate(score: DetectorScore, threshold: float) -> DetectorScore:
     return score if score.score >= threshold else DetectorScore(score.detector_id, 0.0)
 
 
 class EngineConfig(BaseModel):
-    """Everything the engine is configured with: the burst rule, the rule detectors, the models, the decision layer.
+    """The rule set: the burst rule, the rule detectors, the models and the decision layer, one field each.
 
-    Frozen, unknown keys refused. ``version`` identifies the whole configuration; each part keeps its own.
+    This is what a rules YAML file holds and what ``loanwatch rules push`` publishes to ``risk.rules.v1``; every
+    field has a default, so a file names only what it changes. Frozen, unknown keys refused. ``version``
+    identifies the whole rule set and must grow with every push: fused alerts record it as their
+    ``rule_version`` (their score depends on every detector's settings), burst alerts record ``burst.version``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: int = Field(default=1, ge=1)
+    schema_version: Literal[1] = Field(default=1, description="Format of this configuration.")
+    version: int = Field(default=1, ge=1, description="Version of the rule set; recorded on every fused alert.")
     burst: BurstRuleConfig = Field(default_factory=BurstRuleConfig)
     burst_fusion_cap: float = Field(
         default=0.35, ge=0, le=1, description="Largest burst score fed to fusion; kept below the notice threshold."
@@ -209,6 +224,8 @@ class Engine:
             RepaymentDetector(cfg.repayment),
         )
         self._burst_band = Band(notice=cfg.burst.thresholds.notice, warning=cfg.burst.thresholds.warning)
+        # Fused alerts record the rule set's version (see EngineConfig), not the decision layer's own.
+        self._decision = cfg.decision.model_copy(update={"version": cfg.version})
 
     def new_models(self, partition: int) -> ModelSet:
         """A fresh model set for ``partition`` with this configuration's anomaly and delinquency settings."""
@@ -216,14 +233,25 @@ class Engine:
             partition, anomaly=AnomalyModel(self.config.anomaly), delinquency=DelinquencyModel(self.config.delinquency)
         )
 
-    def process(self, state: CustomerState, event: InputEvent, models: ModelSet | None = None) -> StepResult:
+    def process(
+        self, state: CustomerState, event: InputEvent, models: ModelSet | None = None, allowlisted: bool = False
+    ) -> StepResult:
         """Apply one decoded event of ``state``'s customer and return the new state and the outputs."""
-        return self.process_batch(state, (event,), models)
+        return self.process_batch(state, (event,), models, allowlisted)
 
     def process_batch(
-        self, state: CustomerState, events: Sequence[InputEvent], models: ModelSet | None = None
+        self,
+        state: CustomerState,
+        events: Sequence[InputEvent],
+        models: ModelSet | None = None,
+        allowlisted: bool = False,
     ) -> StepResult:
-        """Apply one customer's events (in produced order), scoring once at the end; see the module docstring."""
+        """Apply one customer's events (in produced order), scoring once at the end; see the module docstring.
+
+        ``allowlisted``: the customer is on the allow-list. Its events update the profile and the burst window
+        and teach the models, but no alert or limit action is raised and the burst and decision episodes stand
+        still, so nothing is remembered as sent that never was; after removal the customer is judged afresh.
+        """
         cfg = self.config
         customer_id = state.customer_id
         profile = state.profile
@@ -238,8 +266,11 @@ class Engine:
             if isinstance(event, LoanApplication):
                 app = Application(event.event_id, to_ms(event.ts), event.product, event.channel)
                 result = burst_update(burst, customer_id, app, cfg.burst)
-                burst = result.state
-                alerts.extend(result.alerts)
+                if allowlisted:
+                    burst = _window_only(burst, result.state)
+                else:
+                    burst = result.state
+                    alerts.extend(result.alerts)
             if added:
                 fresh.append(event)
                 continue
@@ -269,23 +300,28 @@ class Engine:
         trigger = fresh[-1]
         product = next((e.product for e in reversed(fresh) if isinstance(e, BehaviorBase) and e.product), None)
         fused = fuse(scores, cfg.decision.fusion, product)
-        decision = decide(state.decision, customer_id, fused, trigger.event_id, to_ms(trigger.ts), cfg.decision, p)
-        alerts.extend(decision.alerts)
-        actions.extend(decision.actions)
+        if allowlisted:
+            decision_state, tier, grade = state.decision, state.decision.last_tier, None
+        else:
+            decision = decide(
+                state.decision, customer_id, fused, trigger.event_id, to_ms(trigger.ts), self._decision, p
+            )
+            alerts.extend(decision.alerts)
+            actions.extend(decision.actions)
+            decision_state, tier, grade = decision.state, decision.tier, decision.grade
         if models is not None:
             state = self._learn_outcomes(state, fresh, x, models.delinquency)
 
         snapshot = None
         slot = cfg.snapshot_every_minutes * _MINUTE_MS
         last = state.last_snapshot_ms
-        if last is None or at_ms // slot > last // slot or decision.tier != state.decision.last_tier:
+        if last is None or at_ms // slot > last // slot or tier != state.decision.last_tier:
             values = {k: v for k, v in x.items() if math.isfinite(v)}
             snapshot = ProfileSnapshot(
-                customer_id=customer_id, ts=at_ms, features=values, score=fused.score, tier=decision.tier,
-                grade=decision.grade,
+                customer_id=customer_id, ts=at_ms, features=values, score=fused.score, tier=tier, grade=grade
             )
             last = at_ms if last is None else max(last, at_ms)
-        state = replace(state, decision=decision.state, last_snapshot_ms=last)
+        state = replace(state, decision=decision_state, last_snapshot_ms=last)
         return StepResult(state, tuple(alerts), tuple(actions), snapshot, tuple(scores), tuple(drift))
 
     def _burst_score(self, burst: BurstState, at_ms: int) -> DetectorScore:

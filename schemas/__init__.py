@@ -8,6 +8,7 @@ JSON module), :mod:`~schemas.topics` (topic names), :mod:`~schemas.jsonschema_ge
 """
 
 from schemas import topics
+from schemas.allowlist import ALLOWLIST_KINDS, AllowListEntry, AllowListKind, allowlist_key
 from schemas.behavior import (
     BEHAVIOR_EVENT_TYPES,
     BehaviorBase,
@@ -54,9 +55,13 @@ from schemas.repayment import (
     RepaymentEvent,
     RepaymentEventType,
 )
-from schemas.rules import BurstRuleConfig, RuleSet, TierThresholds
+from schemas.rules import BurstRuleConfig, TierThresholds
 
 __all__ = [
+    "ALLOWLIST_KINDS",
+    "AllowListEntry",
+    "AllowListKind",
+    "allowlist_key",
     "BEHAVIOR_EVENT_TYPES",
     "INQUIRY_EVENT_TYPES",
     "MAX_EVENT_BYTES",
@@ -106,7 +111,6 @@ __all__ = [
     "RepaymentEvent",
     "RepaymentEventType",
     "RuleId",
-    "RuleSet",
     "SchemaError",
     "Tier",
     "TierLabel",

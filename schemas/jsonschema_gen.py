@@ -5,10 +5,12 @@ Usage::
     python -m schemas.jsonschema_gen           # (re)write every file
     python -m schemas.jsonschema_gen --check   # exit 1 and list the files that differ from the models
 
-Input contracts (events producers send, the rule set operators write) are generated in pydantic's
-``validation`` mode: they describe everything the decoder accepts, e.g. a timestamp as ISO-8601 *or* epoch
-milliseconds. Output contracts (alerts, limit actions, profiles, dead letters) are generated in
-``serialization`` mode: they describe exactly what consumers receive, e.g. ``2026-01-05T09:00:00.250Z``.
+Input contracts (events producers send, the rule set and allow-list entries operators write) are generated in
+pydantic's ``validation`` mode: they describe everything the decoder accepts, e.g. a timestamp as ISO-8601 *or*
+epoch milliseconds. The rule set is :class:`detectors.engine.EngineConfig`: each detector owns its
+configuration, so this generator, not the contracts, imports it. Output contracts (alerts, limit actions,
+profiles, dead letters) are generated in ``serialization`` mode: they describe exactly what consumers receive,
+e.g. ``2026-01-05T09:00:00.250Z``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
+from detectors.engine import EngineConfig
 from schemas import topics
+from schemas.allowlist import AllowListEntry
 from schemas.decode import BEHAVIOR_ADAPTER, INQUIRY_ADAPTER, REPAYMENT_ADAPTER
 from schemas.outputs import Alert, DeadLetter, LimitAction, ProfileSnapshot
-from schemas.rules import RuleSet
 
 __all__ = ["JSON_DIR", "MODELS", "SCHEMA_DIALECT", "check", "generate", "main", "render", "write"]
 
@@ -39,7 +42,8 @@ MODELS: Final[dict[str, Contract]] = {
     "behavior_event": BEHAVIOR_ADAPTER,
     "repayment_event": REPAYMENT_ADAPTER,
     "inquiry_event": INQUIRY_ADAPTER,
-    "rule_set": RuleSet,
+    "rule_set": EngineConfig,
+    "allowlist_entry": AllowListEntry,
     "alert": Alert,
     "limit_action": LimitAction,
     "profile_snapshot": ProfileSnapshot,

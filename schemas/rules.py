@@ -1,13 +1,13 @@
-"""Rule configuration: validated data, published to the compacted ``risk.rules.v1`` topic and hot-reloaded.
+"""The burst rule's configuration, the first part of the rule set.
 
-A :class:`RuleSet` holds one field per rule, each with complete defaults, so a new rule is a new field and an
-older configuration file (without it) still validates. Every alert records the ``version`` of the rule that
-fired. Validation errors name the field and the reason, e.g.
-``burst.thresholds.attention: attention (3) must be greater than notice (3)``.
+The whole rule set is :class:`detectors.engine.EngineConfig` (one field per detector, every field defaulted),
+published to the compacted ``risk.rules.v1`` topic by ``loanwatch rules push`` and hot-reloaded by the workers.
+Every burst alert records this rule's ``version``. Validation errors name the field and the reason, e.g.
+``thresholds.attention: attention (3) must be greater than notice (3)``.
 
 Example:
-    >>> rules = RuleSet.model_validate({"version": 7, "burst": {"version": 2, "window_minutes": 20}})
-    >>> rules.burst.window_minutes, rules.burst.thresholds.warning
+    >>> rule = BurstRuleConfig.model_validate({"version": 2, "window_minutes": 20})
+    >>> rule.window_minutes, rule.thresholds.warning
     (20, 8)
 """
 
@@ -18,9 +18,9 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.common import Contract, SchemaVersion
+from schemas.common import Contract
 
-__all__ = ["BurstRuleConfig", "RuleSet", "TierThresholds"]
+__all__ = ["BurstRuleConfig", "TierThresholds"]
 
 
 class TierThresholds(Contract):
@@ -59,11 +59,3 @@ class BurstRuleConfig(Contract):
     cooldown_minutes: int = Field(
         default=30, ge=1, le=10080, description="Event time without a burst after which an episode closes."
     )
-
-
-class RuleSet(Contract):
-    """The whole rule configuration; one field per rule, every field defaulted."""
-
-    schema_version: SchemaVersion = 1
-    version: int = Field(default=1, ge=1, description="Version of the rule set as a whole.")
-    burst: BurstRuleConfig = Field(default_factory=BurstRuleConfig)

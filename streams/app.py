@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import faust
 
-from detectors.engine import Engine, EngineConfig
+from detectors.engine import EngineConfig
 from schemas import serde
 from schemas.outputs import Alert, LimitAction, ProfileSnapshot
-from schemas.rules import RuleSet
+from streams.config_feed import ConfigFeed
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
 from streams.settings import Settings
@@ -30,6 +30,7 @@ class WorkerCounters:
     alerts: int = 0
     limit_actions: int = 0
     snapshots: int = 0
+    allowlisted: int = 0
     by_tier: dict[str, int] = field(default_factory=dict)
 
 
@@ -44,8 +45,12 @@ def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     )
 
 
-def create_app(settings: Settings, rules: RuleSet, counters: WorkerCounters | None = None) -> faust.App:
-    """Build the worker's Faust app: decode, dead-letter, the risk engine, alerts / limit actions / snapshots."""
+def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters | None = None) -> faust.App:
+    """Build the worker's Faust app: decode, dead-letter, the risk engine, alerts / limit actions / snapshots.
+
+    ``rules`` is the fallback rule set (the rules file, or the defaults), in force until ``risk.rules.v1`` holds
+    one; the allow-list comes from ``risk.allowlist.v1`` only.
+    """
     counters = counters if counters is not None else WorkerCounters()
     app = faust.App(
         settings.app_id,
@@ -97,7 +102,7 @@ def create_app(settings: Settings, rules: RuleSet, counters: WorkerCounters | No
     install_engine_agent(
         app,
         settings,
-        Engine(EngineConfig(burst=rules.burst)),
+        ConfigFeed(settings, rules),
         [settings.topics.behavior, settings.topics.repayment, settings.topics.inquiry],
         publish_output,
         send_dead_letter,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -185,6 +186,118 @@ def demo(
     # The last stdout line is the machine-readable summary.
     sys.stdout.write(summary + "\n")
     sys.stdout.flush()
+
+
+T = TypeVar("T")
+
+rules_app = typer.Typer(no_args_is_help=True, help="The rule set workers apply (risk.rules.v1), without restarts.")
+allowlist_app = typer.Typer(no_args_is_help=True, help="Customers and entities that never alert (risk.allowlist.v1).")
+app.add_typer(rules_app, name="rules")
+app.add_typer(allowlist_app, name="allowlist")
+
+
+def _load_or_exit(load: Callable[[], T]) -> T:
+    try:
+        return load()
+    except RulesFileError as exc:
+        err.print(f"[red]rejected[/red]: {exc}")
+        raise typer.Exit(2) from None
+
+
+@rules_app.command("check")
+def rules_check(file: Annotated[Path, typer.Argument(dir_okay=False, help="YAML rule set")]) -> None:
+    """Validate a rule set file without publishing it."""
+    config = _load_or_exit(lambda: load_rules(file))
+    err.print(f"{file}: valid rule set, version {config.version}")
+
+
+@rules_app.command("push")
+def rules_push(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="YAML rule set")],
+    force: Annotated[bool, typer.Option(help="allow a version not above the one in force (a rollback)")] = False,
+) -> None:
+    """Validate a rule set file and publish it; every worker applies it within a batch, without restart."""
+    from streams.rules_push import PushError, push_rules
+
+    settings = _settings(needs_kafka=True)
+    config = _load_or_exit(lambda: load_rules(file))
+    try:
+        before = push_rules(settings, config, force=force)
+    except PushError as exc:
+        err.print(f"[red]not pushed[/red]: {exc}")
+        raise typer.Exit(1) from None
+    was = f"replacing version {before}" if before else "the first on the topic"
+    err.print(f"rule set version {config.version} published to {settings.topics.rules} ({was})")
+
+
+@rules_app.command("show")
+def rules_show() -> None:
+    """Print the rule set in force as JSON (the defaults if none was pushed)."""
+    from schemas import serde
+    from streams.rules_push import PushError, read_live_config
+
+    settings = _settings(needs_kafka=True)
+    try:
+        live = read_live_config(settings)
+    except PushError as exc:
+        err.print(f"[red]cannot read[/red]: {exc}")
+        raise typer.Exit(1) from None
+    if live.rules is None:
+        err.print("no rule set pushed yet: workers use LOANWATCH_RULES_FILE or the built-in defaults")
+    sys.stdout.write(serde.dumps(live.current.model_dump(mode="json")).decode() + "\n")
+
+
+@allowlist_app.command("push")
+def allowlist_push(file: Annotated[Path, typer.Argument(dir_okay=False, help="YAML list of entries")]) -> None:
+    """Add or replace the entries in a YAML file (kind, value, reason, added_by, optional expires_at)."""
+    from streams.rules_file import load_allowlist
+    from streams.rules_push import PushError, push_allowlist
+
+    settings = _settings(needs_kafka=True)
+    entries = _load_or_exit(lambda: load_allowlist(file))
+    try:
+        sent = push_allowlist(settings, entries)
+    except PushError as exc:
+        err.print(f"[red]not pushed[/red]: {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"{sent} allow-list entries published to {settings.topics.allowlist}")
+
+
+@allowlist_app.command("remove")
+def allowlist_remove(
+    kind: Annotated[str, typer.Argument(help="customer, device, ip, bank_card or phone")],
+    values: Annotated[list[str], typer.Argument(help="the ids to remove")],
+) -> None:
+    """Remove entries (a tombstone per entry)."""
+    from schemas.allowlist import ALLOWLIST_KINDS
+    from streams.rules_push import PushError, remove_allowlist
+
+    if kind not in ALLOWLIST_KINDS:
+        err.print(f"[red]unknown kind[/red] {kind!r}: expected one of {', '.join(ALLOWLIST_KINDS)}")
+        raise typer.Exit(2)
+    settings = _settings(needs_kafka=True)
+    try:
+        sent = remove_allowlist(settings, [(kind, v) for v in values])
+    except PushError as exc:
+        err.print(f"[red]not removed[/red]: {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"{sent} allow-list entries removed from {settings.topics.allowlist}")
+
+
+@allowlist_app.command("show")
+def allowlist_show() -> None:
+    """Print the allow-list in force, one JSON entry per line."""
+    from schemas import serde
+    from streams.rules_push import PushError, read_live_config
+
+    settings = _settings(needs_kafka=True)
+    try:
+        live = read_live_config(settings)
+    except PushError as exc:
+        err.print(f"[red]cannot read[/red]: {exc}")
+        raise typer.Exit(1) from None
+    for _, entry in sorted(live.allowlist.items()):
+        sys.stdout.write(serde.dumps(entry).decode() + "\n")
 
 
 @app.command()

@@ -13,6 +13,7 @@ then (at most ``checkpoint_seconds``) is lost, never state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,11 +21,12 @@ from typing import Any, cast
 
 import faust
 
-from detectors.engine import Engine
 from detectors.engine_state import CustomerState
 from detectors.models.checkpoint import ModelSet
+from schemas.common import to_ms
 from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
 from schemas.outputs import Alert, LimitAction, ProfileSnapshot
+from streams.config_feed import ConfigFeed
 from streams.faust_context import event_context
 from streams.settings import Settings
 
@@ -41,7 +43,7 @@ DeadLetter = Callable[[faust.EventT[bytes], Exception], Awaitable[None]]
 def install_engine_agent(
     app: faust.App,
     settings: Settings,
-    engine: Engine,
+    feed: ConfigFeed,
     topics: list[str],
     publish: Publish,
     dead_letter: DeadLetter,
@@ -71,7 +73,7 @@ def install_engine_agent(
     def models_for(partition: int) -> ModelSet:
         if partition not in models:
             stored: bytes | None = checkpoints.get(str(partition).encode())
-            models[partition] = ModelSet.from_bytes(stored) if stored else engine.new_models(partition)
+            models[partition] = ModelSet.from_bytes(stored) if stored else feed.engine().new_models(partition)
             saved_at[partition] = time.monotonic()
         return models[partition]
 
@@ -83,11 +85,14 @@ def install_engine_agent(
 
     @app.agent(source, name="profile")
     async def profile_agent(stream: faust.StreamT[bytes]) -> None:
+        await _wait_for_rules(feed)
         # take_events acks a batch only after this body has handled it, so a crash mid-batch replays it.
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.worker_batch_size, within=settings.worker_batch_seconds
         )
         async for batch in batches:
+            engine = feed.engine()  # the rule set in force for this batch
+            live = feed.live
             cache: dict[bytes, CustomerState] = {}
             last_event: dict[bytes, faust.EventT[bytes]] = {}
             by_partition: dict[int, faust.EventT[bytes]] = {}
@@ -110,7 +115,10 @@ def install_engine_agent(
                             if stored
                             else CustomerState.empty(decoded.customer_id)
                         )
-                    step = engine.process(state, decoded, models_for(message.partition))
+                    listed = live.customer_allowlisted(decoded.customer_id, to_ms(decoded.ts))
+                    if listed:
+                        counters.allowlisted += 1
+                    step = engine.process(state, decoded, models_for(message.partition), listed)
                 except Exception as exc:  # noqa: BLE001 — an agent that raises dies silently; keep the event.
                     log.exception("engine failed on %s", decoded.event_id)
                     await dead_letter(event, exc)
@@ -134,3 +142,15 @@ def install_engine_agent(
                         checkpoints[str(partition).encode()] = models[partition].to_bytes()
                     saved_at[partition] = now
 
+
+async def _wait_for_rules(feed: ConfigFeed) -> None:
+    """Start the config feed and wait until it has read the rule set and allow-list (Kafka may be slow)."""
+    feed.start()
+    started = last_note = time.monotonic()
+    while not feed.ready.is_set():
+        if not feed.alive:
+            raise RuntimeError("the rule-set reader stopped before it loaded the rule set; see the log above")
+        await asyncio.sleep(0.1)
+        if time.monotonic() - last_note >= 10:
+            last_note = time.monotonic()
+            log.warning("still reading the rule set and allow-list after %.0f s", last_note - started)

@@ -26,13 +26,14 @@ def run_worker(settings: Settings) -> None:
     @app.timer(interval=_REPORT_EVERY_SECONDS)  # type: ignore[untyped-decorator]
     async def report() -> None:
         log.info(
-            "events=%d dead_letters=%d alerts=%d %s limit_actions=%d snapshots=%d",
+            "events=%d dead_letters=%d alerts=%d %s limit_actions=%d snapshots=%d allowlisted=%d",
             counters.events,
             counters.dead_letters,
             counters.alerts,
             counters.by_tier,
             counters.limit_actions,
             counters.snapshots,
+            counters.allowlisted,
         )
 
     loop = asyncio.new_event_loop()

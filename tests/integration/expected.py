@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from detectors.burst import Application, BurstState, update
+from detectors.engine import EngineConfig
 from schemas.behavior import LoanApplication
 from schemas.common import to_ms
 from schemas.decode import decode_behavior
 from schemas.outputs import Alert
-from schemas.rules import RuleSet
 
 
-def expected_alerts(values: Iterable[bytes], rules: RuleSet | None = None) -> dict[str, Alert]:
+def expected_alerts(values: Iterable[bytes], rules: EngineConfig | None = None) -> dict[str, Alert]:
     """Alert id → alert for the behaviour-topic values, in produced order; undecodable values are skipped."""
-    rules = rules or RuleSet()
+    rules = rules or EngineConfig()
     states: dict[str, BurstState] = {}
     out: dict[str, Alert] = {}
     for raw in values:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from detectors.engine import EngineConfig
 from schemas.behavior import LoanApplication, Login
 from schemas.common import EventTime, Money, from_ms, to_ms
 from schemas.decode import decode_behavior
@@ -26,7 +27,7 @@ from schemas.outputs import (
     alert_id_for,
     dead_letter_id_for,
 )
-from schemas.rules import BurstRuleConfig, RuleSet, TierThresholds
+from schemas.rules import BurstRuleConfig, TierThresholds
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 T0_MS = 1767603600000
@@ -371,7 +372,7 @@ def test_dead_letter_cuts_long_reasons_and_checks_the_size() -> None:
 
 
 def test_rule_defaults() -> None:
-    rules = RuleSet()
+    rules = EngineConfig()
     assert (rules.burst.window_minutes, rules.burst.cooldown_minutes, rules.burst.enabled) == (30, 30, True)
     assert (
         rules.burst.thresholds.notice,
@@ -389,7 +390,7 @@ def test_thresholds_out_of_order_are_refused_naming_the_field() -> None:
         TierThresholds(notice=5, attention=5, warning=8)
     assert only_error(exc) == (("attention",), "attention (5) must be greater than notice (5)")
     with pytest.raises(ValidationError) as exc:
-        RuleSet.model_validate({"burst": {"thresholds": {"notice": 2, "attention": 6, "warning": 4}}})
+        EngineConfig.model_validate({"burst": {"thresholds": {"notice": 2, "attention": 6, "warning": 4}}})
     assert only_error(exc) == (
         ("burst", "thresholds", "warning"),
         "warning (4) must be greater than attention (6)",
@@ -401,8 +402,8 @@ def test_rule_fields_are_range_checked_with_their_names() -> None:
         BurstRuleConfig(window_minutes=0)
     assert only_error(exc) == (("window_minutes",), "Input should be greater than or equal to 1")
     with pytest.raises(ValidationError) as exc:
-        RuleSet.model_validate({"burst": {"rule_id": "other"}})
+        EngineConfig.model_validate({"burst": {"rule_id": "other"}})
     assert only_error(exc)[0] == ("burst", "rule_id")
     with pytest.raises(ValidationError) as exc:
-        RuleSet.model_validate({"burst": {"window": 10}})
+        EngineConfig.model_validate({"burst": {"window": 10}})
     assert only_error(exc) == (("burst", "window"), "Extra inputs are not permitted")
