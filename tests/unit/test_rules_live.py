@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from detectors.engine import CustomerState, Engine, EngineConfig
@@ -189,3 +191,15 @@ def test_allowlist_file(tmp_path: Path) -> None:
     path.write_text("- {kind: customer, value: c_1, reason: one, added_by: ops}\n" * 2)
     with pytest.raises(RulesFileError, match="listed twice: customer:c_1"):
         load_allowlist(path)
+
+
+def test_every_yaml_example_in_the_readme_validates() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        data = yaml.safe_load(block)
+        if isinstance(data, list):
+            assert all(AllowListEntry.model_validate(item) for item in data)
+        else:
+            EngineConfig.model_validate(data)
