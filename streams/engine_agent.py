@@ -86,6 +86,9 @@ def install_engine_agent(
     @app.agent(source, name="profile")
     async def profile_agent(stream: faust.StreamT[bytes]) -> None:
         await _wait_for_rules(feed)
+        # Table writes queue in Faust's producer buffer, which stalls the stream (logging "producer buffer full")
+        # past 100 pending records; one batch writes up to one state per customer, so allow two batches' worth.
+        app.producer.buffer.max_messages = max(100, 2 * settings.worker_batch_size)
         # take_events acks a batch only after this body has handled it, so a crash mid-batch replays it.
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.worker_batch_size, within=settings.worker_batch_seconds
