@@ -46,10 +46,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -184,6 +185,13 @@ class EngineConfig(BaseModel):
     decision: DecisionConfig = Field(default_factory=_default_decision)
     snapshot_every_minutes: int = Field(default=30, ge=1, le=1440, description="Snapshot slot, event time.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _over_engine_defaults(cls, data: Any) -> Any:
+        # A rules file names only what it changes: merge it over the engine's defaults key by key, so naming
+        # one field of a section does not rebuild that section from its class's (untuned) defaults.
+        return _merged(_engine_defaults(), data) if isinstance(data, Mapping) else data
+
     @model_validator(mode="after")
     def _burst_alone_never_fuses_to_an_alert(self) -> Self:
         fusion = self.decision.fusion
@@ -197,6 +205,19 @@ class EngineConfig(BaseModel):
                     f"{'' if product is None else ' of ' + product}): a burst alone would alert twice"
                 )
         return self
+
+
+@functools.cache
+def _engine_defaults() -> dict[str, Any]:
+    """The default configuration as plain data (built without validation: the defaults are the engine's own)."""
+    return EngineConfig.model_construct().model_dump(mode="json")
+
+
+def _merged(base: Any, override: Any) -> Any:
+    """``override`` over ``base``: mappings merge key by key, anything else (lists, values, models) replaces."""
+    if not isinstance(base, Mapping) or not isinstance(override, Mapping):
+        return override
+    return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,9 +51,12 @@ class TierThresholds(Contract):
 class BurstRuleConfig(Contract):
     """Multi-application burst (集中申请多笔贷款): tiers by the count of loan applications in a window."""
 
-    rule_id: Literal["multi_application_burst"] = "multi_application_burst"
+    rule_id: Literal["multi_application_burst"] = Field(
+        default="multi_application_burst",
+        description="Fixed: the rule_id of every burst alert and the burst's detector_id in fusion.",
+    )
     version: int = Field(default=1, ge=1, description="Recorded on every alert this rule raises.")
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="false: no burst alerts, and the burst feeds 0 to fusion.")
     window_minutes: int = Field(default=30, ge=1, le=1440, description="Sliding event-time window.")
     thresholds: TierThresholds = Field(default_factory=TierThresholds)
     cooldown_minutes: int = Field(

@@ -181,9 +181,9 @@ class HistoryCap(Contract):
     "Caps" means the grade can be no better than ``best_grade``: a recent warning keeps a customer at D or worse.
     """
 
-    tier: Tier
-    within_days: int = Field(ge=1, le=3650)
-    best_grade: Grade
+    tier: Tier = Field(description="Tier that caps the grade; a higher tier caps it too.")
+    within_days: int = Field(ge=1, le=3650, description="How recently (event time) the tier must have been reached.")
+    best_grade: Grade = Field(description="Best grade the customer can have while the cap applies.")
 
 
 def _default_caps() -> tuple[HistoryCap, ...]:
@@ -209,9 +209,9 @@ class GradeConfig(Contract):
 class ActionRule(Contract):
     """One row of the policy table: at ``tier`` with a grade of ``min_grade`` or worse, recommend ``action``."""
 
-    tier: Tier
+    tier: Tier = Field(description="Fused tier the rule applies to.")
     min_grade: Grade = Field(default="A", description="Applies to this grade and worse ones (A: every grade).")
-    action: PolicyAction
+    action: PolicyAction = Field(description="Recommended limit action.")
     factor: float | None = Field(
         default=None, gt=0, lt=1, validate_default=True,
         description="Limit multiplier; required exactly when action is reduce_limit.",
@@ -242,7 +242,10 @@ class ActionPolicy(Contract):
     once the fused score has stayed below notice for ``restore_after_minutes`` of event time.
     """
 
-    rules: tuple[ActionRule, ...] = Field(default_factory=_default_rules, max_length=32)
+    rules: tuple[ActionRule, ...] = Field(
+        default_factory=_default_rules, max_length=32,
+        description="Policy table, first match wins; a tier and grade no rule matches recommend nothing.",
+    )
     restore_after_minutes: int = Field(
         default=24 * 60, ge=1, le=525600,
         description="Event time below notice after a freeze/reduce_limit before restore is recommended.",
@@ -260,7 +263,11 @@ class ActionPolicy(Contract):
 class DecisionConfig(Contract):
     """The whole decision layer's configuration; ``version`` is recorded on every fused alert."""
 
-    version: int = Field(default=1, ge=1, description="Recorded as rule_version on every fused_risk alert.")
+    version: int = Field(
+        default=1, ge=1,
+        description="Recorded as rule_version on every fused_risk alert; the engine ignores it and records the "
+        "rule set's version instead.",
+    )
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     episodes: EpisodeConfig = Field(default_factory=EpisodeConfig)
     grades: GradeConfig = Field(default_factory=GradeConfig)

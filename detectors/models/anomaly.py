@@ -48,8 +48,8 @@ class FeatureRange(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: _SnakeName
-    low: float = 0.0
+    name: _SnakeName = Field(description="Profile feature (see detectors.profile.features).")
+    low: float = Field(default=0.0, description="Values below are clipped.")
     high: float = Field(description="Values above are clipped; pick a high quantile of the normal population.")
     log: bool = Field(default=False, description="log1p scale: counts and amounts are heavy-tailed.")
 
@@ -99,8 +99,12 @@ class AnomalyConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    detector_id: _SnakeName = "profile_anomaly"
-    features: tuple[FeatureRange, ...] = Field(default=DEFAULT_FEATURES, min_length=1)
+    detector_id: _SnakeName = Field(
+        default="profile_anomaly", description="Id of the model's scores; key of its fusion weight."
+    )
+    features: tuple[FeatureRange, ...] = Field(
+        default=DEFAULT_FEATURES, min_length=1, description="Features watched and their ranges; others are ignored."
+    )
     n_trees: int = Field(default=10, ge=1, le=100, description="HalfSpaceTrees trees.")
     height: int = Field(default=8, ge=1, le=16, description="Tree height; cost grows with it.")
     window_size: int = Field(default=250, ge=10, description="Vectors per reference window of masses.")

@@ -78,7 +78,9 @@ class DelinquencyConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    detector_id: _SnakeName = "delinquency"
+    detector_id: _SnakeName = Field(
+        default="delinquency", description="Id of the model's scores; key of its fusion weight."
+    )
     learner: Literal["scaled_logreg", "logreg"] = Field(
         default="scaled_logreg", description="StandardScaler | LogisticRegression, or LogisticRegression alone."
     )
@@ -90,7 +92,11 @@ class DelinquencyConfig(BaseModel):
     dpd_threshold: int = Field(default=7, ge=1, description="Days past due at which an installment is delinquent.")
     max_pending: int = Field(default=50_000, ge=1, description="Installments awaiting an outcome, per partition.")
     warm_up: int = Field(default=500, ge=0, description="Outcomes learned before the model scores (score 0).")
-    grade_cutoffs: tuple[float, float, float, float] = DEFAULT_GRADE_CUTOFFS
+    grade_cutoffs: tuple[float, float, float, float] = Field(
+        default=DEFAULT_GRADE_CUTOFFS,
+        description="p where grades B, C, D, E start; only for the grade this model's reason names (the "
+        "customer's grade uses decision.grades.cutoffs).",
+    )
     explain_threshold: float = Field(default=0.15, ge=0, le=1, description="Reasons are given from this p.")
 
     @model_validator(mode="after")

@@ -27,8 +27,8 @@ class RuleConfig(BaseModel):
 class Band(RuleConfig):
     """A notice and a warning threshold on one value (warning must exceed notice)."""
 
-    notice: float = Field(gt=0)
-    warning: float = Field(gt=0)
+    notice: float = Field(gt=0, description="Value at which the score starts: 0.4, rising linearly to 1.0 at warning.")
+    warning: float = Field(gt=0, description="Value from which the score is 1.0; must be greater than notice.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

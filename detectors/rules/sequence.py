@@ -65,9 +65,13 @@ class ChainStep(RuleConfig):
 class SequenceChain(RuleConfig):
     """A named chain of at least two steps that must happen within ``max_span_minutes``."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
-    steps: tuple[ChainStep, ...] = Field(min_length=2, max_length=8)
-    max_span_minutes: int = Field(gt=0, le=30 * 24 * 60)
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")] = Field(
+        description="Names the chain in reasons (feature chain_<name>)."
+    )
+    steps: tuple[ChainStep, ...] = Field(
+        min_length=2, max_length=8, description="Steps in order; each matches an event after the previous step's."
+    )
+    max_span_minutes: int = Field(gt=0, le=30 * 24 * 60, description="Longest event time from first to last step.")
 
 
 DEFAULT_CHAINS: tuple[SequenceChain, ...] = (
@@ -95,7 +99,9 @@ DEFAULT_CHAINS: tuple[SequenceChain, ...] = (
 class SequenceConfig(RuleConfig):
     """The chains and how a partial match scores."""
 
-    chains: tuple[SequenceChain, ...] = Field(default=DEFAULT_CHAINS, max_length=32)
+    chains: tuple[SequenceChain, ...] = Field(
+        default=DEFAULT_CHAINS, max_length=32, description="Chains scored; the detector scores the best-matched one."
+    )
     partial_score: float = Field(
         default=0.5, ge=0, le=1, description="Score of all steps but the last; one step scores 0, all steps 1."
     )
