@@ -37,6 +37,7 @@ from pydantic_core import to_jsonable_python
 
 import detectors.burst
 import detectors.decision
+import detectors.entities.propagation
 import detectors.models.anomaly
 import detectors.models.delinquency
 import detectors.rules.limit_usage
@@ -46,6 +47,7 @@ import detectors.rules.sequence
 from detectors.base import DetectorScore
 from detectors.decision.episodes import RULE_ID as FUSED_RULE_ID
 from detectors.engine import BURST_DETECTOR_ID, EngineConfig
+from detectors.entities.propagation import RING_DETECTOR_ID
 from detectors.rules import LimitUsageDetector, MultiLendingDetector, RepaymentDetector, SequenceDetector
 from schemas.outputs import LimitAction, Reason
 
@@ -215,6 +217,19 @@ DETECTORS: Final[Mapping[str, DetectorDoc]] = {
                 ("fused_risk_score", "`fused_risk_score`: the fused score against the tier's threshold; first "
                  "reason of every `{detector_id}` alert, followed by the detectors' own reasons by contribution "
                  "(at most `fusion.max_reasons`)."),
+            ),
+        ),
+        DetectorDoc(
+            "ring_propagation",
+            detectors.entities.propagation,
+            RING_DETECTOR_ID,
+            ("detectors.entities.propagation",),
+            "Detector `{detector_id}` returns the score of the ring the customer belongs to (sent by the ring "
+            "agent) while the membership is fresh; fusion weighs it by `{weight}` (`decision.fusion.weights`). "
+            "It raises no alert of its own: a hot ring raises each member's fused alert.",
+            (
+                ("ring_member", "`ring_score`: the ring's score (threshold 0, context only); the message names "
+                 "the ring, its size and the entities the member shares."),
             ),
         ),
     )

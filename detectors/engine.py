@@ -50,7 +50,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,7 +60,8 @@ from detectors.burst import update as burst_update
 from detectors.decision.config import DecisionConfig, FusionConfig
 from detectors.decision.episodes import decide
 from detectors.decision.fusion import fuse
-from detectors.engine_state import CustomerState
+from detectors.engine_state import CustomerState, RingMark
+from detectors.entities.propagation import RING_DETECTOR_ID, RingPropagationConfig, ring_score
 from detectors.models.anomaly import AnomalyConfig, AnomalyModel, FeatureRange
 from detectors.models.checkpoint import ModelSet
 from detectors.models.delinquency import DelinquencyConfig, DelinquencyModel
@@ -79,14 +80,28 @@ from detectors.rules import (
 from detectors.rules._common import Band, graded, reason
 from schemas.behavior import BehaviorBase, LoanApplication
 from schemas.common import to_ms
+from schemas.entities import RingMembership
 from schemas.outputs import Alert, LimitAction, ProfileSnapshot
 from schemas.repayment import DpdUpdate, InstallmentDue, InstallmentMissed, Payment
 from schemas.rules import BurstRuleConfig
 
-__all__ = ["ENGINE_ANOMALY_FEATURES", "BURST_DETECTOR_ID", "CustomerState", "Engine", "EngineConfig", "StepResult"]
+__all__ = [
+    "BURST_DETECTOR_ID",
+    "ENGINE_ANOMALY_FEATURES",
+    "RING_DETECTOR_ID",
+    "CustomerState",
+    "Engine",
+    "EngineConfig",
+    "EngineInput",
+    "StepResult",
+]
+
+EngineInput: TypeAlias = InputEvent | RingMembership
+"""What the engine steps on: the customer's own events, and updates of the ring the customer belongs to."""
 
 BURST_DETECTOR_ID: Final = "multi_application_burst"
 _MINUTE_MS: Final = 60_000
+_VIA_KEPT: Final = 5  # shared entities a member's state remembers for its reason; the ring snapshot has them all
 
 
 def _r(name: str, high: float, log: bool = True) -> FeatureRange:
@@ -144,6 +159,22 @@ def _default_decision() -> DecisionConfig:
     )
 
 
+def _with_membership(state: CustomerState, event: RingMembership) -> CustomerState | None:
+    """``state`` with the membership applied, or None if it is a replay or older than the newest one applied."""
+    at_ms = to_ms(event.ts)
+    if state.ring is not None and state.ring.event_id == event.event_id:
+        return None
+    if state.ring_seen_ms is not None and at_ms < state.ring_seen_ms:
+        return None
+    mark = None
+    if event.score > 0:
+        via = tuple(str(v) for v in event.via[:_VIA_KEPT])
+        mark = RingMark(event.ring_id, event.score, event.size, via, at_ms, event.event_id)
+    elif state.ring is not None and state.ring.ring_id != event.ring_id:
+        mark = state.ring  # left another ring, not this one
+    return replace(state, ring=mark, ring_seen_ms=at_ms)
+
+
 def _window_only(before: BurstState, after: BurstState) -> BurstState:
     """``after``'s application window with ``before``'s episode: an allow-listed burst counts but never opens one."""
     return replace(
@@ -184,6 +215,7 @@ class EngineConfig(BaseModel):
     delinquency: DelinquencyConfig = Field(default_factory=DelinquencyConfig)
     decision: DecisionConfig = Field(default_factory=_default_decision)
     snapshot_every_minutes: int = Field(default=30, ge=1, le=1440, description="Snapshot slot, event time.")
+    ring_propagation: RingPropagationConfig = Field(default_factory=RingPropagationConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -255,7 +287,7 @@ class Engine:
         )
 
     def process(
-        self, state: CustomerState, event: InputEvent, models: ModelSet | None = None, allowlisted: bool = False
+        self, state: CustomerState, event: EngineInput, models: ModelSet | None = None, allowlisted: bool = False
     ) -> StepResult:
         """Apply one decoded event of ``state``'s customer and return the new state and the outputs."""
         return self.process_batch(state, (event,), models, allowlisted)
@@ -263,7 +295,7 @@ class Engine:
     def process_batch(
         self,
         state: CustomerState,
-        events: Sequence[InputEvent],
+        events: Sequence[EngineInput],
         models: ModelSet | None = None,
         allowlisted: bool = False,
     ) -> StepResult:
@@ -279,11 +311,19 @@ class Engine:
         burst = state.burst
         alerts: list[Alert] = []
         actions: list[LimitAction] = []
-        fresh: list[InputEvent] = []
+        fresh: list[EngineInput] = []
         for event in events:
             if event.customer_id != customer_id:
                 raise ValueError(f"event {event.event_id} is for {event.customer_id}, not {customer_id}")
-            added = profile.add(event)
+            if isinstance(event, RingMembership):
+                updated = _with_membership(state, event)
+                if updated is not None:
+                    state = updated
+                    fresh.append(event)
+                    continue
+                added = False
+            else:
+                added = profile.add(event)
             if isinstance(event, LoanApplication):
                 app = Application(event.event_id, to_ms(event.ts), event.product, event.channel)
                 result = burst_update(burst, customer_id, app, cfg.burst)
@@ -303,15 +343,21 @@ class Engine:
         if not fresh:
             return StepResult(state, tuple(alerts), tuple(actions))
 
-        at_ms = profile.watermark_ms
+        at_ms = max(t for t in (profile.watermark_ms, state.ring_seen_ms) if t is not None)
         x = features(profile, at_ms)
         tail = profile.tail_events()
         scores = [d.score_one(x, tail, at_ms) for d in self.rules]
         scores.append(self._burst_score(burst, at_ms))
+        scores.append(ring_score(state.ring, at_ms, cfg.ring_propagation))
         drift: list[DriftEvent] = []
         p: float | None = None
         if models is not None:
-            anomaly, delinquency, drift = models.process_one(x)
+            # A membership update alone brings no new behaviour: score with the models, teach them nothing.
+            behaviour = any(not isinstance(e, RingMembership) for e in fresh)
+            if behaviour:
+                anomaly, delinquency, drift = models.process_one(x)
+            else:
+                anomaly, delinquency = models.score_one(x)
             # Below their explain thresholds the models' scores are the normal population's noise (HalfSpaceTrees
             # give ordinary profiles 0.3-0.6); fused, that noise would lift every rule notice to attention.
             scores.append(_gate(anomaly, models.anomaly.config.explain_threshold))
@@ -362,7 +408,7 @@ class Engine:
 
     @staticmethod
     def _learn_outcomes(
-        state: CustomerState, events: Sequence[InputEvent], x: dict[str, float], model: DelinquencyModel
+        state: CustomerState, events: Sequence[EngineInput], x: dict[str, float], model: DelinquencyModel
     ) -> CustomerState:
         """Teach the delinquency model from repayment events (after scoring, so nothing leaks into the score)."""
         for e in events:

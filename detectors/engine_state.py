@@ -21,7 +21,7 @@ from detectors.decision.episodes import DecisionState
 from detectors.profile import Profile
 from schemas import serde
 
-__all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "CustomerState"]
+__all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "CustomerState", "RingMark"]
 
 FORMAT_VERSION: Final = 1
 #: Installments remembered per customer so a DPD update (which names the loan only) finds its installment.
@@ -32,12 +32,36 @@ _EMPTY_DECISION: Final = DecisionState()
 
 
 @dataclass(frozen=True, slots=True)
+class RingMark:
+    """The ring the customer belongs to, as the latest membership update said (risk propagation)."""
+
+    ring_id: str
+    score: float
+    size: int
+    via: tuple[str, ...]
+    ts_ms: int
+    event_id: str
+
+    def to_list(self) -> list[Any]:
+        """JSON-ready form."""
+        return [self.ring_id, self.score, self.size, list(self.via), self.ts_ms, self.event_id]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> RingMark:
+        """Inverse of :meth:`to_list`."""
+        ring_id, score, size, via, ts_ms, event_id = data
+        return cls(str(ring_id), float(score), int(size), tuple(str(v) for v in via), int(ts_ms), str(event_id))
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerState:
     """Everything the engine keeps per customer between events.
 
     ``profile`` is mutable and updated in place by the engine (as :func:`detectors.profile.update` does): copy a
     state with ``CustomerState.from_bytes(state.to_bytes())`` to keep the old one. ``open_installments`` maps
     loan id → installment number of the latest installment that fell due and still awaits its outcome.
+    ``ring`` is the customer's current ring (None: in none); ``ring_seen_ms`` the event time of the newest
+    membership update applied, so an older one arriving late is not applied over it.
     """
 
     profile: Profile
@@ -45,6 +69,8 @@ class CustomerState:
     decision: DecisionState = field(default=_EMPTY_DECISION)
     last_snapshot_ms: int | None = None
     open_installments: tuple[tuple[str, int], ...] = ()
+    ring: RingMark | None = None
+    ring_seen_ms: int | None = None
 
     @classmethod
     def empty(cls, customer_id: str) -> CustomerState:
@@ -82,6 +108,10 @@ class CustomerState:
             rest["s"] = self.last_snapshot_ms
         if self.open_installments:
             rest["i"] = [list(p) for p in self.open_installments]
+        if self.ring is not None:
+            rest["r"] = self.ring.to_list()
+        if self.ring_seen_ms is not None:
+            rest["rs"] = self.ring_seen_ms
         return b"".join((_HEAD.pack(FORMAT_VERSION, len(profile)), profile, serde.dumps(rest)))
 
     @classmethod
@@ -102,4 +132,6 @@ class CustomerState:
             decision=DecisionState.from_dict(rest["d"]) if "d" in rest else _EMPTY_DECISION,
             last_snapshot_ms=rest.get("s"),
             open_installments=tuple((str(loan), int(no)) for loan, no in rest.get("i", ())),
+            ring=RingMark.from_list(rest["r"]) if "r" in rest else None,
+            ring_seen_ms=rest.get("rs"),
         )

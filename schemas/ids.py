@@ -37,6 +37,7 @@ __all__ = [
     "RefId",
     "RuleId",
     "looks_like_personal_data",
+    "refuse_personal_data",
 ]
 
 #: Characters allowed in pseudonymous identifiers: letters, digits and ``_ . : -``, 1 to 128 of them.
@@ -98,7 +99,8 @@ def looks_like_personal_data(value: str) -> str | None:
     return None
 
 
-def _refuse_personal_data(value: Any) -> Any:
+def refuse_personal_data(value: Any) -> Any:
+    """``value`` unchanged, or a validation error if it looks like a raw phone or ID-card number."""
     # Runs before the character-set check, so "+86 138 0013 8000" gets the clear message, not a pattern error.
     if isinstance(value, str):
         message = looks_like_personal_data(value)
@@ -118,7 +120,7 @@ def _normalise_ip(value: Any) -> Any:
 
 PseudoId = Annotated[
     str,
-    BeforeValidator(_refuse_personal_data),
+    BeforeValidator(refuse_personal_data),
     StringConstraints(pattern=ID_PATTERN),
     WithJsonSchema(
         {

@@ -53,6 +53,7 @@ __all__ = [
     "Tier",
     "TierLabel",
     "alert_id_for",
+    "stable_digest",
     "dead_letter_id_for",
     "truncate_reason",
 ]
@@ -85,7 +86,8 @@ _Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
 _SEP: Final = "\x1f"  # unit separator: no id pattern allows it, so the canonical strings are unambiguous
 
 
-def _digest(*parts: str) -> str:
+def stable_digest(*parts: str) -> str:
+    """A deterministic id: 32 hex of SHA-256 over the parts (the first names the id's kind and version)."""
     return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:32]
 
 
@@ -100,12 +102,12 @@ def alert_id_for(customer_id: str, rule_id: str, tier: Tier, episode_start: date
     if isinstance(episode_start, bool) or not isinstance(episode_start, int | datetime):
         raise TypeError("episode_start must be an aware datetime or integer epoch milliseconds")
     start_ms = to_ms(episode_start) if isinstance(episode_start, datetime) else episode_start
-    return _digest("alert/v1", customer_id, rule_id, tier, str(start_ms))
+    return stable_digest("alert/v1", customer_id, rule_id, tier, str(start_ms))
 
 
 def dead_letter_id_for(source_topic: str, partition: int, offset: int) -> str:
     """Return the dead-letter id of one Kafka record: 32 hex of SHA-256 of (topic, partition, offset)."""
-    return _digest("dead_letter/v1", source_topic, str(int(partition)), str(int(offset)))
+    return stable_digest("dead_letter/v1", source_topic, str(int(partition)), str(int(offset)))
 
 
 def truncate_reason(text: str, limit: int = MAX_REASON_CHARS) -> str:
