@@ -42,6 +42,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.alerts, n, retained),
         TopicSpec(t.limit_actions, n, retained),
         TopicSpec(t.profiles, n, retained),
+        TopicSpec(t.links, n, retained),
+        TopicSpec(t.rings, n, retained),
         # A dead letter carries the rejected message base64-encoded (4/3 of its size): room for any input record.
         TopicSpec(
             t.deadletter,

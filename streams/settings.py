@@ -25,6 +25,8 @@ class TopicNames(BaseModel):
     limit_actions: str = topics.LIMIT_ACTIONS
     profiles: str = topics.PROFILES
     deadletter: str = topics.DEADLETTER
+    links: str = topics.LINKS
+    rings: str = topics.RINGS
 
 
 class Settings(BaseSettings):
