@@ -8,7 +8,7 @@ alerts, limit actions and snapshots.
 Models travel with partitions: each input partition has one ModelSet, checkpointed into a Faust table keyed by
 partition (its changelog is co-partitioned, so a partition's models are restored wherever the partition goes).
 On revocation the in-memory copy is dropped, and the next owner starts from the last checkpoint: learning since
-then (at most ``checkpoint_seconds``) is lost, never state.
+then (at most ``settings.model_checkpoint_seconds``) is lost, never state.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 # Model checkpoints can hold many pending repayment outcomes: allow their changelog records to be large.
 MODEL_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
-_CHECKPOINT_SECONDS = 30.0
 
 Publish = Callable[[Alert | LimitAction | ProfileSnapshot], Awaitable[None]]
 DeadLetter = Callable[[faust.EventT[bytes], Exception], Awaitable[None]]
@@ -140,7 +139,7 @@ def install_engine_agent(
                 await publish(output)
             now = time.monotonic()
             for partition, event in by_partition.items():
-                if now - saved_at.get(partition, now) >= _CHECKPOINT_SECONDS and partition in models:
+                if now - saved_at.get(partition, now) >= settings.model_checkpoint_seconds and partition in models:
                     with event_context(event):
                         checkpoints[str(partition).encode()] = models[partition].to_bytes()
                     saved_at[partition] = now

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     worker_commit_interval: float = Field(default=1.0, gt=0, le=60)
     worker_batch_size: int = Field(default=500, ge=1, le=100_000, description="events an agent takes at once")
     worker_batch_seconds: float = Field(default=0.2, gt=0, le=10, description="longest wait to fill a batch")
+    model_checkpoint_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="how often each partition's models are checkpointed"
+    )
     store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

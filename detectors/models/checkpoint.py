@@ -1,6 +1,7 @@
 """One partition's models, checkpointed as bytes, so a restart or rebalance never resets learning.
 
-A worker saves them on revocation and periodically, and restores them when the partition is assigned.
+A worker saves them periodically (``LOANWATCH_MODEL_CHECKPOINT_SECONDS``, 30 s) and restores them when the
+partition is assigned; on revocation it drops them (the next owner starts from the last checkpoint).
 
 Format: one version byte, then a pickle of the :class:`ModelSet`. Pickle runs code on load, so checkpoints
 are only ever read from our own compacted checkpoint topic, written by our own workers; never load bytes from
