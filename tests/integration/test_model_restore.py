@@ -14,10 +14,8 @@ that ignored the checkpoint would write a fresh model set, whose scores and coun
 Pickle bytes are not compared: unpickling and pickling the same ModelSet again does not reproduce its bytes
 (pickle's memo differs), so equality is established on what the models do, not on their encoding.
 
-The checkpoint interval is ``_CHECKPOINT_SECONDS`` (30 s) in ``streams/engine_agent.py``. The test sets
-``LOANWATCH_MODEL_CHECKPOINT_SECONDS`` (ignored by Settings until it gains a ``model_checkpoint_seconds`` field)
-and waits for checkpoints rather than for a fixed time, so it passes either way: in about 45 s when the interval
-is configurable (2 s here), in about 90 s when it is 30 s (two intervals, two worker starts).
+The test sets ``LOANWATCH_MODEL_CHECKPOINT_SECONDS`` to 2 s and waits for checkpoints rather than for a fixed
+time.
 
 The rule set lowers the models' warm-ups (anomaly 50 vectors, delinquency 1 outcome), so both models score the
 fixed vectors with real, non-zero scores after a few seconds of traffic instead of the 0 of a warming-up model.
