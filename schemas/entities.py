@@ -16,13 +16,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal, Self
+from typing import Final, Literal, Self
 
-from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from schemas.common import Contract, EventTime, SchemaVersion
-from schemas.ids import PseudoId, refuse_personal_data
-from schemas.outputs import Tier, stable_digest
+from schemas.ids import PseudoId
+from schemas.outputs import ENTITY_KINDS, EntityKind, EntityRef, EntityValue, RingRef, Tier, stable_digest
 
 __all__ = [
     "ENTITY_KINDS",
@@ -30,21 +30,15 @@ __all__ = [
     "EntityLink",
     "EntityRef",
     "EntityValue",
+    "RingRef",
     "RingMembership",
     "RingSnapshot",
     "entity_link_id",
     "ring_membership_id",
 ]
 
-EntityKind = Literal["device", "ip", "net24", "bank_card", "phone"]
-ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("device", "ip", "net24", "bank_card", "phone")
 MAX_RING_MEMBERS: Final = 1000
 MAX_RING_ENTITIES: Final = 200
-
-EntityValue = Annotated[
-    str, BeforeValidator(refuse_personal_data), StringConstraints(pattern=r"^[A-Za-z0-9_.:/\-]{1,128}$")
-]
-"""A pseudonymous entity value: an id, an IP, a network (``10.1.2.0/24``) or a salted hash; never raw PII."""
 
 
 def entity_link_id(customer_a: str, customer_b: str, kind: str, value: str) -> str:
@@ -56,16 +50,6 @@ def entity_link_id(customer_a: str, customer_b: str, kind: str, value: str) -> s
 def ring_membership_id(ring_id: str, customer_id: str, ts_ms: int, score: float) -> str:
     """The id of one membership update (deterministic, so a replay is recognised)."""
     return stable_digest("ring-member/v1", ring_id, customer_id, str(ts_ms), f"{score:.6f}")
-
-
-class EntityRef(Contract):
-    """One entity: its kind and pseudonymous value."""
-
-    kind: EntityKind
-    value: EntityValue
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.value}"
 
 
 class EntityLink(Contract):

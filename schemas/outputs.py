@@ -35,9 +35,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.common import Contract, EventTime, SchemaVersion, to_ms
-from schemas.ids import AlertId, EventId, PseudoId, RefId, RuleId
+from schemas.ids import AlertId, EventId, PseudoId, RefId, RuleId, refuse_personal_data
 
 __all__ = [
+    "ENTITY_KINDS",
     "MAX_EVIDENCE",
     "MAX_REASON_CHARS",
     "TIERS",
@@ -45,11 +46,15 @@ __all__ = [
     "TIER_ORDER",
     "Alert",
     "DeadLetter",
+    "EntityKind",
+    "EntityRef",
+    "EntityValue",
     "ErrorKind",
     "Grade",
     "LimitAction",
     "ProfileSnapshot",
     "Reason",
+    "RingRef",
     "Tier",
     "TierLabel",
     "alert_id_for",
@@ -129,6 +134,33 @@ class Reason(Contract):
     threshold: float
 
 
+EntityKind = Literal["device", "ip", "net24", "bank_card", "phone"]
+"""What an entity is: a device, an IP address, its network (IPv4 /24, IPv6 /64), a bank-card or phone hash."""
+ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("device", "ip", "net24", "bank_card", "phone")
+EntityValue = Annotated[
+    str, BeforeValidator(refuse_personal_data), StringConstraints(pattern=r"^[A-Za-z0-9_.:/\-]{1,128}$")
+]
+"""A pseudonymous entity value: an id, an IP, a network (``10.1.2.0/24``) or a salted hash; never raw PII."""
+
+
+class EntityRef(Contract):
+    """One entity: its kind and pseudonymous value."""
+
+    kind: EntityKind
+    value: EntityValue
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}"
+
+
+class RingRef(Contract):
+    """The fraud ring a ring alert is about: its id, every member and the entities they share."""
+
+    ring_id: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+    members: list[PseudoId] = Field(min_length=2, max_length=1000)
+    entities: list[EntityRef] = Field(max_length=200)
+
+
 class Alert(Contract):
     """A tiered alert, one per (customer, rule, tier) episode; topic ``risk.alerts.v1``.
 
@@ -149,6 +181,9 @@ class Alert(Contract):
     first_seen: EventTime
     last_seen: EventTime
     previous_alert_id: AlertId | None = None
+    ring: RingRef | None = Field(
+        default=None, description="Set on fraud-ring alerts: the ring, all its members and the shared entities."
+    )
 
     @field_validator("tier_label")
     @classmethod
