@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
-ScenarioName = Literal[
+CustomerScenarioName = Literal[
     "multi_application_burst",
     "multi_lending",
     "sequence_takeover",
@@ -15,8 +15,17 @@ ScenarioName = Literal[
     "repayment_deterioration",
     "population_drift",
 ]
-"""Every injected risk scenario; the name is also the label of the scenario's records."""
-SCENARIO_NAMES: Final[tuple[ScenarioName, ...]] = get_args(ScenarioName)
+"""The scenarios of one customer at a time (and the population-level drift)."""
+GroupScenarioName = Literal["fraud_ring", "decoy_public_wifi", "decoy_family"]
+"""The scenarios of several customers linked by shared entities: a fraud ring (团伙) and two look-alikes."""
+ScenarioName = Literal[CustomerScenarioName, GroupScenarioName]
+"""Every injected scenario; the name is also the label of the scenario's records."""
+SCENARIO_NAMES: Final[tuple[CustomerScenarioName, ...]] = get_args(CustomerScenarioName)
+"""The customer scenarios (what this tuple has always held); group scenarios are :data:`GROUP_SCENARIO_NAMES`."""
+GROUP_SCENARIO_NAMES: Final[tuple[GroupScenarioName, ...]] = get_args(GroupScenarioName)
+DECOY_SCENARIO_NAMES: Final[frozenset[ScenarioName]] = frozenset({"decoy_public_wifi", "decoy_family"})
+"""Group scenarios that are *not* risk: innocent customers who share an entity. An alert on them is a false one."""
+ALL_SCENARIO_NAMES: Final[tuple[ScenarioName, ...]] = (*SCENARIO_NAMES, *GROUP_SCENARIO_NAMES)
 
 # Literal flattens nested literals: Label is "normal", every scenario name, and "malformed".
 Label = Literal["normal", ScenarioName, "malformed"]
@@ -25,7 +34,7 @@ LABELS: Final[tuple[Label, ...]] = get_args(Label)
 
 def scenario_of(label: Label) -> ScenarioName | None:
     """The scenario a record's label names, or None for ``normal`` and ``malformed`` records."""
-    return label if label in SCENARIO_NAMES else None
+    return label if label in ALL_SCENARIO_NAMES else None
 
 
 @dataclass(frozen=True, slots=True)

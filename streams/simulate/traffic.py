@@ -12,6 +12,11 @@ has is compressed to fit (its order and plausible gaps kept; see each scenario m
 be placed at all (``night_limit_exhaustion`` in a span without night) is skipped when its share is a default,
 and refused when it was asked for explicitly; :attr:`SimConfig.skipped_scenarios` says which and why.
 
+Group scenarios (``fraud_ring``, ``decoy_public_wifi``, ``decoy_family``; :mod:`streams.simulate.scenarios.rings`)
+link several customers through shared devices, addresses and card / phone hashes. Their shares are shares of
+customers too (:attr:`SimConfig.group_counts`), every member has its own episode, and :attr:`Traffic.groups` lists
+the groups themselves (members, shared entities). The decoys are innocent: nothing about them is risky.
+
 What normal looks like (every customer outside an episode, checked by the tests from the records):
 
 * loan applications at least 6 hours apart (never 3 within 30 minutes);
@@ -48,18 +53,33 @@ from schemas.ids import ProductCode
 from streams.simulate.customer import CustomerStream
 from streams.simulate.events import Emitter, Topics
 from streams.simulate.malformed import MALFORMED_KINDS, MalformedKind, inject_malformed
-from streams.simulate.model import SCENARIO_NAMES, InjectedBurst, InjectedEpisode, ScenarioName, SimRecord
+from streams.simulate.model import (
+    GROUP_SCENARIO_NAMES,
+    SCENARIO_NAMES,
+    InjectedBurst,
+    InjectedEpisode,
+    ScenarioName,
+    SimRecord,
+)
 from streams.simulate.population import make_customer, seeded_rng
-from streams.simulate.scenarios import DEFAULT_SCENARIO_SHARES, plan_scenarios, unplaceable
+from streams.simulate.scenarios import (
+    DEFAULT_SCENARIO_SHARES,
+    InjectedGroup,
+    group_customers_used,
+    plan_scenarios,
+    unplaceable,
+)
 from streams.simulate.scenarios.burst import BURST_LEAD_MS, BURST_TAIL_MS
 
 __all__ = [
     "BURST_LEAD_MS",
     "BURST_TAIL_MS",
     "DEFAULT_SCENARIO_SHARES",
+    "GROUP_SCENARIO_NAMES",
     "SCENARIO_NAMES",
     "InjectedBurst",
     "InjectedEpisode",
+    "InjectedGroup",
     "SimConfig",
     "SimRecord",
     "Traffic",
@@ -124,11 +144,11 @@ class SimConfig(BaseModel):
             raise ValueError("burst_share and scenario_shares['multi_application_burst'] disagree; set one")
         asked = set(self.scenario_shares) if "scenario_shares" in self.model_fields_set else set()
         asked.add(_BURST)  # a burst that does not fit has always been an error
-        for name, count in self._raw_counts().items():
+        for name, count in {**self._raw_counts(), **self._raw_group_counts()}.items():
             reason = unplaceable(name, self.start_ms, self.span_ms) if count else None
             if reason is not None and name in asked:
                 raise ValueError(f"{reason}; set its share to 0")
-        if sum(self.scenario_counts.values()) > self.customers:
+        if sum(self.scenario_counts.values()) + sum(self.group_counts.values()) > self.customers:
             raise ValueError("scenario shares add up to more than all customers")
         return self
 
@@ -150,7 +170,7 @@ class SimConfig(BaseModel):
     @property
     def shares(self) -> dict[ScenarioName, float]:
         """The share of customers of every scenario (0 for those not asked for)."""
-        shares = {name: float(self.scenario_shares.get(name, 0.0)) for name in SCENARIO_NAMES}
+        shares: dict[ScenarioName, float] = {n: float(self.scenario_shares.get(n, 0.0)) for n in SCENARIO_NAMES}
         if _BURST not in self.scenario_shares:
             shares[_BURST] = self.burst_share
         return shares
@@ -158,11 +178,27 @@ class SimConfig(BaseModel):
     def _raw_counts(self) -> dict[ScenarioName, int]:
         return {name: round(share * self.customers) for name, share in self.shares.items()}
 
+    def _raw_group_counts(self) -> dict[ScenarioName, int]:
+        return {
+            name: group_customers_used(name, round(float(self.scenario_shares.get(name, 0.0)) * self.customers))
+            for name in GROUP_SCENARIO_NAMES
+        }
+
+    @property
+    def group_counts(self) -> dict[ScenarioName, int]:
+        """Customers taking part in each group scenario (0 when skipped), in no other scenario.
+
+        Its share of the customers, rounded, less a remainder too small for a group: under 3 for a ring, under 100
+        behind a public address, the odd one out of the couples.
+        """
+        skipped = self.skipped_scenarios
+        return {name: 0 if name in skipped else count for name, count in self._raw_group_counts().items()}
+
     @property
     def skipped_scenarios(self) -> dict[ScenarioName, str]:
         """Scenarios with a (default) share that cannot be placed in this span, and why."""
         skipped: dict[ScenarioName, str] = {}
-        for name, count in self._raw_counts().items():
+        for name, count in {**self._raw_counts(), **self._raw_group_counts()}.items():
             reason = unplaceable(name, self.start_ms, self.span_ms) if count else None
             if reason is not None:
                 skipped[name] = reason
@@ -189,7 +225,7 @@ class Traffic:
         self._plans = plan_scenarios(
             config.seed,
             config.customers,
-            config.scenario_counts,
+            {**config.scenario_counts, **config.group_counts},
             config.start_ms,
             config.span_ms,
             config.products,
@@ -199,6 +235,8 @@ class Traffic:
         """Every injected episode (all scenarios), by start time."""
         self.bursts: list[InjectedBurst] = self._plans.injected_bursts()
         """The ``multi_application_burst`` episodes in their burst-specific form, by start time."""
+        self.groups: list[InjectedGroup] = list(self._plans.groups)
+        """The fraud rings and decoys (members, shared entities), by start time; each member is also an episode."""
 
     def __iter__(self) -> Iterator[SimRecord]:
         return self.records()

@@ -16,6 +16,14 @@ Scenario (default share): defining property, computed from the records.
 * ``repayment_deterioration`` (1.5 %): one loan: installment due → missed → partial payment, DPD 1 → 15 → 31.
 * ``population_drift`` (2 %): from the shift on, drifted customers query their limit and draw more often, and
   draw larger shares (a population-level signal, one episode).
+
+Group scenarios (:mod:`~streams.simulate.scenarios.rings`; share = customers taking part, one episode each, the
+group in its ``details``), drawn after all the above from the customers still ordinary and not drifted:
+
+* ``fraud_ring`` (1.25 %): rings of 3-30 customers linked through shared devices, IPs, card and phone hashes (star,
+  chain or mixed); active members apply and draw within a few hours of each other, quiet ones only log in.
+* ``decoy_public_wifi`` (3 %): 100-300 unrelated ordinary customers behind one public address within a day.
+* ``decoy_family`` (0.5 %): couples sharing one device and one home address, behaving normally.
 """
 
 from __future__ import annotations
@@ -27,22 +35,33 @@ from types import MappingProxyType
 from typing import Final
 
 from schemas.behavior import Channel
-from streams.simulate.model import SCENARIO_NAMES, InjectedBurst, InjectedEpisode, ScenarioName
+from streams.simulate.model import (
+    GROUP_SCENARIO_NAMES,
+    SCENARIO_NAMES,
+    GroupScenarioName,
+    InjectedBurst,
+    InjectedEpisode,
+    ScenarioName,
+)
 from streams.simulate.population import customer_id_for, seeded_rng
 from streams.simulate.scenarios.base import MIN_SPAN_MS, EpisodePlan, Placement, StreamContext
 from streams.simulate.scenarios.burst import BURST_MIN_SPAN_MS, BurstPlan, plan_bursts
 from streams.simulate.scenarios.drift import DriftPlan, plan_drift
 from streams.simulate.scenarios.lending import plan_deterioration, plan_multi_lending
 from streams.simulate.scenarios.night import night_windows, plan_night
+from streams.simulate.scenarios.rings import InjectedGroup, group_customers_used, plan_groups
 from streams.simulate.scenarios.sequences import plan_cashout, plan_takeover
 
 __all__ = [
     "DEFAULT_SCENARIO_SHARES",
+    "GROUP_SCENARIO_NAMES",
     "SCENARIO_NAMES",
     "DriftPlan",
     "EpisodePlan",
+    "InjectedGroup",
     "Plans",
     "StreamContext",
+    "group_customers_used",
     "plan_scenarios",
     "unplaceable",
 ]
@@ -55,9 +74,16 @@ DEFAULT_SCENARIO_SHARES: Final[Mapping[ScenarioName, float]] = MappingProxyType(
         "night_limit_exhaustion": 0.01,
         "repayment_deterioration": 0.015,
         "population_drift": 0.02,
+        "fraud_ring": 0.0125,
+        "decoy_public_wifi": 0.03,
+        "decoy_family": 0.005,
     }
 )
-"""Default shares of customers per scenario; ``multi_application_burst`` comes from ``burst_share`` (2 %)."""
+"""Default shares of customers per scenario; ``multi_application_burst`` comes from ``burst_share`` (2 %).
+
+Group scenarios count customers too: a 20,000-customer day has 250 ring members (30 rings with seed 7; ring sizes
+are drawn, so 20-40), 600 customers behind 3 busy public addresses and 50 couples.
+"""
 
 Planner = Callable[[random.Random, int, str, Placement], EpisodePlan]
 _PLANNERS: Final[Mapping[ScenarioName, Planner]] = MappingProxyType(
@@ -91,6 +117,7 @@ class Plans:
     bursts: Mapping[int, BurstPlan] = field(default_factory=dict)
     by_customer: Mapping[int, EpisodePlan] = field(default_factory=dict)  # bursts included
     drift: DriftPlan | None = None
+    groups: tuple[InjectedGroup, ...] = ()  # rings and decoys; their members' plans are in by_customer
 
     def episodes(self) -> list[InjectedEpisode]:
         """The ground truth: every episode, by start time."""
@@ -114,7 +141,11 @@ def plan_scenarios(
     products: tuple[str, ...],
     channels: tuple[Channel, ...],
 ) -> Plans:
-    """Choose the customers of every scenario and plan their episodes (``counts`` are already placeable)."""
+    """Choose the customers of every scenario and plan their episodes (``counts`` are already placeable).
+
+    Group scenarios' counts are customers taking part (see :func:`group_customers_used`); their members are drawn
+    last, from their own stream, among customers with no other scenario: adding them moves no other episode.
+    """
     # Bursts draw first, from their own stream, exactly as before other scenarios existed: adding scenarios
     # does not move a seed's bursts.
     burst_rng = seeded_rng(seed, "bursts")
@@ -138,4 +169,17 @@ def plan_scenarios(
         for index in chosen:
             episode_id = f"ep{seed}-{name}-{customer_id_for(index)}"
             by_customer[index] = _PLANNERS[name](seeded_rng(seed, name, index), index, episode_id, place)
-    return Plans(bursts, by_customer, drift)
+    groups = [n for n in GROUP_SCENARIO_NAMES if counts.get(n, 0)]
+    if not groups:
+        return Plans(bursts, by_customer, drift)
+    taken = set(by_customer) | (drift.customers if drift is not None else frozenset())
+    needed = sum(counts[n] for n in groups)
+    drawn = seeded_rng(seed, "groups").sample(range(customers), needed + len(taken))
+    free = [i for i in drawn if i not in taken][:needed]
+    members: dict[GroupScenarioName, list[int]] = {}
+    for group in groups:
+        members[group], free = free[: counts[group]], free[counts[group] :]
+    planned = plan_groups(seed, members, place, products)
+    by_customer.update(planned.by_customer)
+    ordered = tuple(sorted(planned.groups, key=lambda g: (g.start_ms, g.group_id)))
+    return Plans(bursts, by_customer, drift, ordered)
