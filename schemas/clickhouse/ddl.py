@@ -30,7 +30,17 @@ from typing import Final
 __all__ = ["TABLES", "Features", "render_ddl"]
 
 #: The tables, in creation order; each has ``<name>.sql`` next to this module.
-TABLES: Final[tuple[str, ...]] = ("events", "alerts", "dead_letters", "limit_actions", "profile_snapshots")
+TABLES: Final[tuple[str, ...]] = (
+    "events",
+    "alerts",
+    "dead_letters",
+    "limit_actions",
+    "profile_snapshots",
+    "links",
+    "customer_links",
+    "rings",
+    "ring_members",
+)
 
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _REQUIRES: Final = re.compile(r"\s*--\s*requires\s+(\w+)\s*$")

@@ -1,4 +1,9 @@
-"""Kafka record → ClickHouse row, one function per table. Pure apart from the ingest timestamp passed in."""
+"""Kafka record → ClickHouse rows. Pure apart from the ingest timestamp passed in.
+
+Most topics give one row in one table (a :data:`RowBuilder`). Links and ring snapshots give rows in two tables
+each (a :data:`RowsBuilder`: ``{table: [row, ...]}``), built together from one parse of the record, so the
+writer can keep all of a record's rows or none of them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 from schemas import serde
 from schemas.common import to_ms
 from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
+from schemas.entities import EntityLink, RingSnapshot
 from schemas.outputs import Alert, DeadLetter, LimitAction, ProfileSnapshot
 
 EVENT_COLUMNS = (
@@ -67,6 +73,60 @@ PROFILE_SNAPSHOT_COLUMNS = (
     "payload",
     "ingested_at",
 )
+LINK_COLUMNS = (
+    "link_id",
+    "customer_a",
+    "customer_b",
+    "entity_kind",
+    "entity_value",
+    "first_seen",
+    "last_seen",
+    "first_seen_ms",
+    "last_seen_ms",
+    "refresh",
+    "payload",
+    "ingested_at",
+)
+CUSTOMER_LINK_COLUMNS = (
+    "customer_id",
+    "neighbour_id",
+    "link_id",
+    "entity_kind",
+    "entity_value",
+    "first_seen",
+    "last_seen",
+    "first_seen_ms",
+    "last_seen_ms",
+    "ingested_at",
+)
+RING_COLUMNS = (
+    "ring_id",
+    "ts",
+    "ts_ms",
+    "first_seen",
+    "first_seen_ms",
+    "size",
+    "score",
+    "tier",
+    "members",
+    "entity_kinds",
+    "entity_values",
+    "links",
+    "dissolved",
+    "payload",
+    "ingested_at",
+)
+RING_MEMBER_COLUMNS = (
+    "ring_id",
+    "customer_id",
+    "ts",
+    "ts_ms",
+    "size",
+    "score",
+    "tier",
+    "dissolved",
+    "ingested_at",
+)
 DEAD_LETTER_COLUMNS = (
     "dead_letter_id",
     "source_topic",
@@ -94,6 +154,9 @@ class Record:
 
 Row = tuple[Any, ...]
 RowBuilder = Callable[[Record, datetime], Row | None]
+TableRows = dict[str, list[Row]]
+"""A record's rows by table name."""
+RowsBuilder = Callable[[Record, datetime], TableRows]
 
 
 def event_row(decode: Callable[[bytes], Any]) -> RowBuilder:
@@ -176,6 +239,65 @@ def profile_snapshot_row(record: Record, now: datetime) -> Row:
         record.value.decode("utf-8"),
         now,
     )
+
+
+def link_rows(record: Record, now: datetime) -> TableRows:
+    """A link's row in ``links``, and one row per side in ``customer_links`` (the customer, then its neighbour)."""
+    link = EntityLink.model_validate_json(record.value)
+    first_ms, last_ms = to_ms(link.first_seen), to_ms(link.last_seen)
+    kind, value = link.entity.kind, link.entity.value
+    row = (
+        link.link_id,
+        link.customer_a,
+        link.customer_b,
+        kind,
+        value,
+        link.first_seen,
+        link.last_seen,
+        first_ms,
+        last_ms,
+        int(link.refresh),
+        record.value.decode("utf-8"),
+        now,
+    )
+    sides = [
+        (customer, neighbour, link.link_id, kind, value, link.first_seen, link.last_seen, first_ms, last_ms, now)
+        for customer, neighbour in ((link.customer_a, link.customer_b), (link.customer_b, link.customer_a))
+    ]
+    return {"links": [row], "customer_links": sides}
+
+
+def ring_rows(record: Record, now: datetime) -> TableRows:
+    """A snapshot's row in ``rings``, and one row per distinct member in ``ring_members``; tier '' below notice.
+
+    Entities become parallel arrays (kinds, values) in the snapshot's order; members keep their order too.
+    """
+    ring = RingSnapshot.model_validate_json(record.value)
+    ts_ms = to_ms(ring.ts)
+    tier = ring.tier or ""
+    dissolved = int(ring.dissolved)
+    row = (
+        ring.ring_id,
+        ring.ts,
+        ts_ms,
+        ring.first_seen,
+        to_ms(ring.first_seen),
+        ring.size,
+        ring.score,
+        tier,
+        list(ring.members),
+        [e.kind for e in ring.entities],
+        [e.value for e in ring.entities],
+        ring.links,
+        dissolved,
+        record.value.decode("utf-8"),
+        now,
+    )
+    members = [
+        (ring.ring_id, customer, ring.ts, ts_ms, ring.size, ring.score, tier, dissolved, now)
+        for customer in dict.fromkeys(ring.members)
+    ]
+    return {"rings": [row], "ring_members": members}
 
 
 def dead_letter_row(record: Record, now: datetime) -> Row:

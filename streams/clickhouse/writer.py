@@ -1,6 +1,7 @@
 """`loanwatch writer`: a confluent-kafka consumer group that batches records into ClickHouse.
 
-Offsets are committed only after the rows they carried are in ClickHouse. ClickHouse being down pauses the
+Offsets are committed only after every row their records carried is in ClickHouse (a link or ring record gives
+rows in two tables: all of them are inserted before its offset is committed). ClickHouse being down pauses the
 consumer and retries with backoff, forever: the worst a crash or an outage can do is insert a batch twice, and
 every table is a ReplacingMergeTree keyed by the record's id, so a replay never shows up doubled with FINAL.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,20 +23,28 @@ from streams.clickhouse.backend import ClickHouseBackend
 from streams.clickhouse.errors import ClickHouseUnavailable
 from streams.clickhouse.rows import (
     ALERT_COLUMNS,
+    CUSTOMER_LINK_COLUMNS,
     DEAD_LETTER_COLUMNS,
     DECODERS,
     EVENT_COLUMNS,
     LIMIT_ACTION_COLUMNS,
+    LINK_COLUMNS,
     PROFILE_SNAPSHOT_COLUMNS,
+    RING_COLUMNS,
+    RING_MEMBER_COLUMNS,
     Record,
     Row,
     RowBuilder,
+    RowsBuilder,
+    TableRows,
     alert_row,
     dead_letter_row,
     dead_letter_tuple,
     event_row,
     limit_action_row,
+    link_rows,
     profile_snapshot_row,
+    ring_rows,
 )
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.settings import Settings
@@ -45,11 +54,42 @@ log = logging.getLogger("loanwatch.writer")
 
 @dataclass(frozen=True)
 class Route:
-    """Where one topic's records go."""
+    """Where one topic's records go: one row each, in ``table`` (None from ``build``: no row, skipped)."""
 
     table: str
     columns: tuple[str, ...]
     build: RowBuilder
+
+    @property
+    def tables(self) -> Mapping[str, tuple[str, ...]]:
+        """The table this route writes, with its columns."""
+        return {self.table: self.columns}
+
+    def rows(self, record: Record, now: datetime) -> TableRows | None:
+        """The record's row, by table; None when the builder skips it."""
+        row = self.build(record, now)
+        return None if row is None else {self.table: [row]}
+
+
+@dataclass(frozen=True)
+class FanOutRoute:
+    """Where one topic's records go when each gives rows in several tables (any number per table).
+
+    ``build`` makes all of a record's rows from one parse, or raises: the writer buffers them together with the
+    record's offset, so either every row of the record is inserted before the offset is committed, or none is
+    buffered at all.
+    """
+
+    tables: Mapping[str, tuple[str, ...]]
+    build: RowsBuilder
+
+    def rows(self, record: Record, now: datetime) -> TableRows:
+        """The record's rows, by table (only tables of this route)."""
+        out = self.build(record, now)
+        unknown = set(out) - set(self.tables)
+        if unknown:
+            raise RuntimeError(f"row builder made rows for tables its route does not name: {sorted(unknown)}")
+        return out
 
 
 @dataclass
@@ -65,8 +105,12 @@ class WriterStats:
     commits: int = 0
 
 
-def routes(settings: Settings) -> dict[str, Route]:
-    """Topic → table routing: raw inputs to ``events``, alerts and dead letters to their tables."""
+def routes(settings: Settings) -> dict[str, Route | FanOutRoute]:
+    """Topic → table routing: raw inputs to ``events``, every output topic to its table(s).
+
+    Links go to ``links`` and, once per side, to ``customer_links``; ring snapshots to ``rings`` and, once per
+    member, to ``ring_members``.
+    """
     t = settings.topics
     return {
         t.behavior: Route("events", EVENT_COLUMNS, event_row(DECODERS["behavior"])),
@@ -76,7 +120,19 @@ def routes(settings: Settings) -> dict[str, Route]:
         t.deadletter: Route("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row),
         t.limit_actions: Route("limit_actions", LIMIT_ACTION_COLUMNS, limit_action_row),
         t.profiles: Route("profile_snapshots", PROFILE_SNAPSHOT_COLUMNS, profile_snapshot_row),
+        t.links: FanOutRoute({"links": LINK_COLUMNS, "customer_links": CUSTOMER_LINK_COLUMNS}, link_rows),
+        t.rings: FanOutRoute({"rings": RING_COLUMNS, "ring_members": RING_MEMBER_COLUMNS}, ring_rows),
     }
+
+
+def table_columns(routing: Mapping[str, Route | FanOutRoute]) -> dict[str, tuple[str, ...]]:
+    """Every table the routes write, with its columns; a table named twice must have one column list."""
+    columns: dict[str, tuple[str, ...]] = {"dead_letters": DEAD_LETTER_COLUMNS}
+    for route in routing.values():
+        for table, names in route.tables.items():
+            if columns.setdefault(table, names) != names:
+                raise ValueError(f"table {table!r} is routed with two different column lists")
+    return columns
 
 
 class ClickHouseWriter:
@@ -94,6 +150,7 @@ class ClickHouseWriter:
         self._progress = progress
         self._clock = clock
         self._routes = routes(settings)
+        self._columns = table_columns(self._routes)
         self.stats = WriterStats()
         self._pending: dict[str, list[Row]] = {}
         self._pending_rows = 0
@@ -145,32 +202,35 @@ class ClickHouseWriter:
         record = Record(topic, partition, offset, message.key(), message.value() or b"", timestamp_ms / 1000)
         self.stats.consumed += 1
         route = self._routes[topic]
-        table = route.table
         try:
-            row = route.build(record, self._clock())
+            # Every row of the record, in every table, is built before any is buffered: all or nothing.
+            rows = route.rows(record, self._clock())
         except (ValidationError, UnicodeDecodeError, ValueError) as exc:
             # One of our own output topics holds something we cannot read: keep it as a dead letter row.
             self.stats.unreadable_outputs += 1
-            row = dead_letter_tuple(dead_letter_for(record, exc, kafka_time(record.timestamp_s)))
-            table = "dead_letters"
-        if row is None:
+            rows = {"dead_letters": [dead_letter_tuple(dead_letter_for(record, exc, kafka_time(record.timestamp_s)))]}
+        if rows is None:
             self.stats.skipped_invalid_events += 1
         else:
-            self._pending.setdefault(table, []).append(row)
-            self._pending_rows += 1
+            for table, table_rows in rows.items():
+                self._pending.setdefault(table, []).extend(table_rows)
+                self._pending_rows += len(table_rows)
         self._offsets[(topic, partition)] = offset + 1
         self._revoked.discard((topic, partition))
 
     def _flush_and_commit(self, stop: threading.Event | None) -> None:
-        for table, rows in list(self._pending.items()):
+        # The batch is what was read before this flush: records read while an insert is retried (_wait) start
+        # the next batch, rows and offsets together. Otherwise a record whose rows went to a table already
+        # inserted in this flush would be committed with its rows dropped.
+        pending, offsets = self._pending, self._offsets
+        self._pending, self._offsets, self._pending_rows = {}, {}, 0
+        for table, rows in pending.items():
             if rows:
                 self._insert_with_retry(table, rows, stop)
                 self.stats.rows[table] = self.stats.rows.get(table, 0) + len(rows)
-        if self._pending_rows:
+        if any(pending.values()):
             self.stats.batches += 1
-        self._pending.clear()
-        self._pending_rows = 0
-        self._commit()
+        self._commit(offsets)
         if self._progress is not None:
             self._progress(self.stats)
 
@@ -213,11 +273,10 @@ class ClickHouseWriter:
         del stop  # an outage is waited out even during shutdown: buffered rows must land first
 
     def _columns_for(self, table: str) -> tuple[str, ...]:
-        return {route.table: route.columns for route in self._routes.values()}[table]
+        return self._columns[table]
 
-    def _commit(self) -> None:
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items() if (t, p) not in self._revoked]
-        self._offsets.clear()
+    def _commit(self, batch: Mapping[tuple[str, int], int]) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.items() if (t, p) not in self._revoked]
         if not offsets or self._consumer is None:
             return
         try:
