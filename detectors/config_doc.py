@@ -37,7 +37,9 @@ from pydantic_core import to_jsonable_python
 
 import detectors.burst
 import detectors.decision
+import detectors.entities.entity_state
 import detectors.entities.propagation
+import detectors.entities.rings
 import detectors.models.anomaly
 import detectors.models.delinquency
 import detectors.rules.limit_usage
@@ -217,6 +219,34 @@ DETECTORS: Final[Mapping[str, DetectorDoc]] = {
                 ("fused_risk_score", "`fused_risk_score`: the fused score against the tier's threshold; first "
                  "reason of every `{detector_id}` alert, followed by the detectors' own reasons by contribution "
                  "(at most `fusion.max_reasons`)."),
+            ),
+        ),
+        DetectorDoc(
+            "entities",
+            detectors.entities.entity_state,
+            "entity_links",
+            ("detectors.entities.entity_state",),
+            "Per entity (device, IP, network, bank card, phone) the distinct customers within each horizon; once "
+            "an entity has `min_customers` live customers every live pair is a link on `risk.links.v1` (sent "
+            "once, refreshed after `refresh_minutes`). Above `max_customers` the entity is public (carrier NAT, "
+            "public Wi-Fi) and links nobody. It scores nothing itself: links feed the ring detector.",
+            (),
+        ),
+        DetectorDoc(
+            "rings",
+            detectors.entities.rings,
+            "fraud_ring",
+            ("detectors.entities.ring_scoring", "detectors.entities.rings"),
+            "Joins live links into rings (connected groups of at least `min_size` customers) and raises ring "
+            "alerts (`rule_id` `fraud_ring`, with the ring id, every member and the shared entities) by the ring "
+            "score: size, kinds shared and members' own tiers. Each member is sent its ring score, which its "
+            "own fusion weighs as detector `ring_membership` (see [`ring_propagation`](#ring_propagation)).",
+            (
+                ("ring_size", "`ring_size`: members of the ring against `min_size`; the message names the ring, its "
+                 "entities and kinds."),
+                ("ring_risky_members", "`risky_members`: other members at attention or warning (threshold 1)."),
+                ("ring_member", "`ring_score`: the score propagated to one member (threshold 0); the message names "
+                 "the ring, its size, the entities the member shares and the risky members."),
             ),
         ),
         DetectorDoc(

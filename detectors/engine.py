@@ -61,6 +61,7 @@ from detectors.decision.config import DecisionConfig, FusionConfig
 from detectors.decision.episodes import decide
 from detectors.decision.fusion import fuse
 from detectors.engine_state import CustomerState, RingMark
+from detectors.entities.config import EntityConfig, RingConfig
 from detectors.entities.propagation import RING_DETECTOR_ID, RingPropagationConfig, ring_score
 from detectors.models.anomaly import AnomalyConfig, AnomalyModel, FeatureRange
 from detectors.models.checkpoint import ModelSet
@@ -215,6 +216,8 @@ class EngineConfig(BaseModel):
     delinquency: DelinquencyConfig = Field(default_factory=DelinquencyConfig)
     decision: DecisionConfig = Field(default_factory=_default_decision)
     snapshot_every_minutes: int = Field(default=30, ge=1, le=1440, description="Snapshot slot, event time.")
+    entities: EntityConfig = Field(default_factory=EntityConfig)
+    rings: RingConfig = Field(default_factory=RingConfig)
     ring_propagation: RingPropagationConfig = Field(default_factory=RingPropagationConfig)
 
     @model_validator(mode="before")
@@ -262,6 +265,7 @@ class StepResult:
     snapshot: ProfileSnapshot | None = None
     scores: tuple[DetectorScore, ...] = ()
     drift: tuple[DriftEvent, ...] = ()
+    own_tier_changed: bool = False
 
 
 class Engine:
@@ -367,6 +371,12 @@ class Engine:
         trigger = fresh[-1]
         product = next((e.product for e in reversed(fresh) if isinstance(e, BehaviorBase) and e.product), None)
         fused = fuse(scores, cfg.decision.fusion, product)
+        # The tier the customer's own behaviour reaches, without its ring: what the ring detector weighs members
+        # by (with the ring included, a ring would raise its members and then itself, in a loop).
+        ring_counts = any(sc.detector_id == RING_DETECTOR_ID and sc.score > 0 for sc in scores)
+        own_scores = [sc for sc in scores if sc.detector_id != RING_DETECTOR_ID]
+        own = fuse(own_scores, cfg.decision.fusion, product) if ring_counts else fused
+        own_tier = None if allowlisted else cfg.decision.fusion.thresholds_for(product).tier_for(own.score)
         if allowlisted:
             decision_state, tier, grade = state.decision, state.decision.last_tier, None
         else:
@@ -388,8 +398,9 @@ class Engine:
                 customer_id=customer_id, ts=at_ms, features=values, score=fused.score, tier=tier, grade=grade
             )
             last = at_ms if last is None else max(last, at_ms)
-        state = replace(state, decision=decision_state, last_snapshot_ms=last)
-        return StepResult(state, tuple(alerts), tuple(actions), snapshot, tuple(scores), tuple(drift))
+        changed = own_tier != state.own_tier
+        state = replace(state, decision=decision_state, last_snapshot_ms=last, own_tier=own_tier)
+        return StepResult(state, tuple(alerts), tuple(actions), snapshot, tuple(scores), tuple(drift), changed)
 
     def _burst_score(self, burst: BurstState, at_ms: int) -> DetectorScore:
         """The burst rule's count in the window ending at ``at_ms``, graded and capped for fusion."""

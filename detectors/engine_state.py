@@ -20,6 +20,7 @@ from detectors.burst import BurstState
 from detectors.decision.episodes import DecisionState
 from detectors.profile import Profile
 from schemas import serde
+from schemas.outputs import Tier
 
 __all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "CustomerState", "RingMark"]
 
@@ -61,7 +62,8 @@ class CustomerState:
     state with ``CustomerState.from_bytes(state.to_bytes())`` to keep the old one. ``open_installments`` maps
     loan id → installment number of the latest installment that fell due and still awaits its outcome.
     ``ring`` is the customer's current ring (None: in none); ``ring_seen_ms`` the event time of the newest
-    membership update applied, so an older one arriving late is not applied over it.
+    membership update applied, so an older one arriving late is not applied over it. ``own_tier``: the tier
+    the customer's own detectors reach without the ring (what the ring detector weighs members by).
     """
 
     profile: Profile
@@ -71,6 +73,7 @@ class CustomerState:
     open_installments: tuple[tuple[str, int], ...] = ()
     ring: RingMark | None = None
     ring_seen_ms: int | None = None
+    own_tier: Tier | None = None
 
     @classmethod
     def empty(cls, customer_id: str) -> CustomerState:
@@ -112,6 +115,8 @@ class CustomerState:
             rest["r"] = self.ring.to_list()
         if self.ring_seen_ms is not None:
             rest["rs"] = self.ring_seen_ms
+        if self.own_tier is not None:
+            rest["ot"] = self.own_tier
         return b"".join((_HEAD.pack(FORMAT_VERSION, len(profile)), profile, serde.dumps(rest)))
 
     @classmethod
@@ -134,4 +139,5 @@ class CustomerState:
             open_installments=tuple((str(loan), int(no)) for loan, no in rest.get("i", ())),
             ring=RingMark.from_list(rest["r"]) if "r" in rest else None,
             ring_seen_ms=rest.get("rs"),
+            own_tier=rest.get("ot"),
         )

@@ -35,6 +35,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     n = settings.partitions
     retained = {"cleanup.policy": "delete", "retention.ms": str(4 * _WEEK_MS)}
     compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    internal = {"cleanup.policy": "delete", "retention.ms": str(_WEEK_MS)}
     return [
         TopicSpec(t.behavior, n, retained),
         TopicSpec(t.repayment, n, retained),
@@ -57,6 +58,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # Configuration is tiny and every worker reads all of it: one partition keeps its order total.
         TopicSpec(t.rules, 1, compacted),
         TopicSpec(t.allowlist, 1, compacted),
+        # The worker's own hops: entities re-keyed, links to the single ring agent, ring scores back to members.
+        TopicSpec(settings.entity_observations_topic, n, internal),
+        TopicSpec(settings.ring_links_topic, 1, internal),
+        TopicSpec(settings.ring_membership_topic, n, internal),
     ]
 
 

@@ -12,10 +12,13 @@ import faust
 
 from detectors.engine import EngineConfig
 from schemas import serde
+from schemas.entities import EntityLink, RingMembership, RingSnapshot
 from schemas.outputs import Alert, LimitAction, ProfileSnapshot
 from streams.config_feed import ConfigFeed
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
+from streams.entity_agent import install_entity_agent
+from streams.ring_agent import RingOutputs, install_ring_agent
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,9 @@ class WorkerCounters:
     limit_actions: int = 0
     snapshots: int = 0
     allowlisted: int = 0
+    links: int = 0
+    public_entities: int = 0
+    rings: int = 0
     by_tier: dict[str, int] = field(default_factory=dict)
 
 
@@ -99,13 +105,38 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
             counters.snapshots += 1
             await profiles.send(key=output.customer_id.encode(), value=serde.dumps(output))
 
+    feed = ConfigFeed(settings, rules)
+    links_topic = raw_topic(settings.topics.links)
+    rings_topic = raw_topic(settings.topics.rings)
+    membership = app.topic(
+        settings.ring_membership_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+        value_serializer="raw", partitions=settings.partitions, internal=True,
+    )
+
+    async def publish_link(link: EntityLink) -> None:
+        await links_topic.send(key=link.link_id.encode(), value=serde.dumps(link))
+
+    async def publish_ring(snapshot: RingSnapshot) -> None:
+        await rings_topic.send(key=snapshot.ring_id.encode(), value=serde.dumps(snapshot))
+
+    async def send_membership(update: RingMembership) -> None:
+        # Keyed by customer: the default (murmur2) partitioner puts it in the customer's input partition.
+        await membership.send(key=update.customer_id.encode(), value=serde.dumps(update))
+
+    send_links, send_tiers = install_ring_agent(
+        app, settings, feed, RingOutputs(alert=publish, snapshot=publish_ring, membership=send_membership), counters
+    )
+    fanout = install_entity_agent(app, settings, feed, publish_link, send_links, counters)
     install_engine_agent(
         app,
         settings,
-        ConfigFeed(settings, rules),
+        feed,
         [settings.topics.behavior, settings.topics.repayment, settings.topics.inquiry],
         publish_output,
         send_dead_letter,
         counters,
+        fanout=fanout,
+        membership_topic=membership.get_topic_name(),
+        report_tiers=send_tiers,
     )
     return app

@@ -94,6 +94,12 @@ class LiveConfig:
             log.info("allow-list entry %s in force (%s, by %s)", name, entry.reason, entry.added_by)
         self.allowlist[name] = entry
 
+    def entity_allowlist(self, at_ms: int) -> frozenset[tuple[str, str]]:
+        """The allow-listed entities ``(kind, value)`` in force at ``at_ms``: they never link customers."""
+        return frozenset(
+            (e.kind, e.value) for e in self.allowlist.values() if e.kind != "customer" and e.active_at(at_ms)
+        )
+
     def customer_allowlisted(self, customer_id: str, at_ms: int) -> bool:
         """Whether ``customer_id`` is allow-listed for an event at ``at_ms`` (event time)."""
         entry = self.allowlist.get(f"customer:{customer_id}")

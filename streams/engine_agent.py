@@ -23,10 +23,13 @@ import faust
 
 from detectors.engine_state import CustomerState
 from detectors.models.checkpoint import ModelSet
+from schemas.behavior import BehaviorBase
 from schemas.common import to_ms
 from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
-from schemas.outputs import Alert, LimitAction, ProfileSnapshot
+from schemas.entities import RingMembership
+from schemas.outputs import Alert, LimitAction, ProfileSnapshot, Tier
 from streams.config_feed import ConfigFeed
+from streams.entity_agent import EntityFanout
 from streams.faust_context import event_context
 from streams.settings import Settings
 
@@ -47,13 +50,24 @@ def install_engine_agent(
     publish: Publish,
     dead_letter: DeadLetter,
     counters: Any,
+    fanout: EntityFanout | None = None,
+    membership_topic: str | None = None,
+    report_tiers: Callable[[list[tuple[str, Tier | None]]], Awaitable[None]] | None = None,
 ) -> None:
-    """Register the state and model tables and the agent on ``app``."""
+    """Register the state and model tables and the agent on ``app``.
+
+    ``fanout`` receives every decoded behaviour event's entities (the entity agent's input); ``membership_topic``
+    carries ring memberships keyed by customer, read alongside the input topics; ``report_tiers`` receives
+    each batch's changes of customers' own tiers (for the ring agent).
+    """
     decoders: dict[str, Callable[[bytes], Any]] = {
         settings.topics.behavior: decode_behavior,
         settings.topics.repayment: decode_repayment,
         settings.topics.inquiry: decode_inquiry,
     }
+    if membership_topic is not None:
+        decoders[membership_topic] = RingMembership.model_validate_json
+        topics = [*topics, membership_topic]
     source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     states = app.Table(
         "customer-state", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
@@ -99,6 +113,7 @@ def install_engine_agent(
             last_event: dict[bytes, faust.EventT[bytes]] = {}
             by_partition: dict[int, faust.EventT[bytes]] = {}
             outputs: list[Alert | LimitAction | ProfileSnapshot] = []
+            tier_changes: dict[str, Tier | None] = {}
             for event in batch:
                 counters.events += 1
                 message = event.message
@@ -107,6 +122,8 @@ def install_engine_agent(
                 except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
                     await dead_letter(event, exc)
                     continue
+                if fanout is not None and isinstance(decoded, BehaviorBase):
+                    fanout.add(decoded)
                 key = decoded.customer_id.encode()
                 try:
                     state = cache.get(key)
@@ -126,6 +143,8 @@ def install_engine_agent(
                     await dead_letter(event, exc)
                     continue
                 cache[key] = step.state
+                if step.own_tier_changed:
+                    tier_changes[decoded.customer_id] = step.state.own_tier
                 last_event[key] = event
                 by_partition[message.partition] = event
                 outputs.extend(step.alerts)
@@ -137,6 +156,10 @@ def install_engine_agent(
                     states[key] = state.to_bytes()
             for output in outputs:
                 await publish(output)
+            if fanout is not None:
+                await fanout.flush()
+            if report_tiers is not None and tier_changes:
+                await report_tiers(sorted(tier_changes.items()))
             now = time.monotonic()
             for partition, event in by_partition.items():
                 if now - saved_at.get(partition, now) >= settings.model_checkpoint_seconds and partition in models:

@@ -34,15 +34,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from detectors.engine import CustomerState, Engine, EngineConfig, StepResult
+from detectors.engine import CustomerState, Engine, EngineConfig, EngineInput, StepResult
+from detectors.entities.network import OfflineNetwork
 from detectors.models.checkpoint import ModelSet
 from detectors.profile import InputEvent
 from schemas import serde
-from schemas.behavior import BEHAVIOR_EVENT_TYPES
+from schemas.behavior import BEHAVIOR_EVENT_TYPES, BehaviorBase
 from schemas.decode import BEHAVIOR_ADAPTER, INQUIRY_ADAPTER, REPAYMENT_ADAPTER
-from schemas.outputs import TIER_ORDER, TIERS
+from schemas.outputs import TIER_ORDER, TIERS, Alert
 from schemas.repayment import REPAYMENT_EVENT_TYPES
-from streams.simulate.model import SimRecord
+from streams.simulate.model import DECOY_SCENARIO_NAMES, SimRecord
 
 __all__ = ["Episode", "EvaluationReport", "ScenarioReport", "evaluate", "load_episodes", "write_labels"]
 
@@ -60,6 +61,31 @@ class Episode:
     scenario: str
     start_ms: int
     end_ms: int
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(slots=True)
+class RingReport:
+    """Fraud rings (团伙): rings found, member-level precision / recall / F1, delay, decoys alerted.
+
+    A ring counts as found when one ring alert names at least half of its members. Members predicted are the
+    customers named in any ring alert; decoys alerted are decoy customers (public Wi-Fi, families) named in a
+    ring alert at attention or above.
+    """
+
+    rings: int = 0
+    found: int = 0
+    ring_recall: float = 0.0
+    median_delay_minutes: float | None = None
+    members: int = 0
+    predicted_members: int = 0
+    member_precision: float | None = None
+    member_recall: float = 0.0
+    member_f1: float = 0.0
+    decoy_customers: int = 0
+    decoys_alerted: int = 0
+    ring_alerts: int = 0
+    links: int = 0
 
 
 @dataclass(slots=True)
@@ -82,6 +108,7 @@ class EvaluationReport:
     labelled_customers: int = 0
     normal_customers: int = 0
     scenarios: dict[str, ScenarioReport] = field(default_factory=dict)
+    rings: RingReport = field(default_factory=RingReport)
     alerted_attention: int = 0
     precision_attention: float | None = None
     precision_by_tier: dict[str, float | None] = field(default_factory=dict)
@@ -152,6 +179,7 @@ def load_episodes(path: Path, derived: dict[tuple[str, str], Episode]) -> list[E
                 scenario=str(r.get("scenario") or default or labels_of.get(r["episode_id"], "unknown")),
                 start_ms=int(r["start_ms"]),
                 end_ms=int(r["end_ms"]),
+                details=dict(r.get("details") or {}),
             )
             for r in serde.loads(companion.read_bytes())
         ]
@@ -177,7 +205,7 @@ class _Replay:
         self.batch_size = batch_size
         self.states: dict[str, CustomerState] = {}
         self.models: dict[int, ModelSet] = {}
-        self.pending: list[InputEvent] = []
+        self.pending: list[EngineInput] = []
         self.seen_ids: set[str] = set()
         self.hits: dict[str, list[tuple[int, int]]] = defaultdict(list)  # customer -> (tier rank, last_seen)
         self.max_tier: dict[str, int] = {}
@@ -187,8 +215,10 @@ class _Replay:
         self.drift_times: list[int] = []  # event time of every drift event (population-level episodes)
         self.seconds = 0.0
         self.events = 0
+        self.network = OfflineNetwork(engine.config.entities, engine.config.rings)
+        self.ring_alerts: list[Alert] = []
 
-    def add(self, event: InputEvent) -> None:
+    def add(self, event: EngineInput) -> None:
         if self.batch_size <= 1:
             self._run(event.customer_id, [event])
             return
@@ -197,14 +227,24 @@ class _Replay:
             self.flush()
 
     def flush(self) -> None:
-        groups: dict[str, list[InputEvent]] = defaultdict(list)
+        groups: dict[str, list[EngineInput]] = defaultdict(list)
         for event in self.pending:
             groups[event.customer_id].append(event)
         self.pending = []
         for customer_id, events in groups.items():
             self._run(customer_id, events)
+        self._rings()
 
-    def _run(self, customer_id: str, events: list[InputEvent]) -> None:
+    def _rings(self) -> None:
+        """As the entity and ring agents do after a batch: links to rings, ring scores back to the members."""
+        changes = self.network.step()
+        self.ring_alerts.extend(changes.alerts)
+        for alert in changes.alerts:
+            self.alerts[f"{alert.rule_id}:{alert.tier}"] += 1
+        for update in changes.memberships:
+            self._run(update.customer_id, [update], rings=False)
+
+    def _run(self, customer_id: str, events: list[EngineInput], rings: bool = True) -> None:
         state = self.states.get(customer_id) or CustomerState.empty(customer_id)
         partition = zlib.crc32(customer_id.encode()) % self.partitions
         models = self.models.get(partition)
@@ -212,10 +252,17 @@ class _Replay:
             models = self.models[partition] = self.engine.new_models(partition)
         began = time.perf_counter()
         step = self.engine.process_batch(state, events, models)
+        for event in events:
+            if isinstance(event, BehaviorBase):
+                self.network.observe(event)
+        if step.own_tier_changed:
+            self.network.tier(customer_id, step.state.own_tier)
         self.seconds += time.perf_counter() - began
         self.events += len(events)
         self.states[customer_id] = step.state
         self._collect(customer_id, step)
+        if rings and self.batch_size <= 1:
+            self._rings()
 
     def _collect(self, customer_id: str, step: StepResult) -> None:
         weight = self.engine.config.decision.fusion.weight_for
@@ -259,6 +306,7 @@ def evaluate(
     replay = _Replay(Engine(config), partitions, batch_size)
     report = EvaluationReport(batch_size=batch_size, partitions=partitions, grace_minutes=grace_minutes)
     labelled: set[str] = set()
+    decoys: set[str] = set()  # decoy scenarios are ordinary customers who share entities innocently
     customers: set[str] = set()
     derived: dict[tuple[str, str], Episode] = {}
     began = time.perf_counter()
@@ -272,7 +320,9 @@ def evaluate(
         decoded = _decode(event)
         customer_id, label, ts_ms = decoded.customer_id, str(row["label"]), int(row["ts_ms"])
         customers.add(customer_id)
-        if label not in NON_SCENARIO_LABELS:
+        if label in DECOY_SCENARIO_NAMES:
+            decoys.add(customer_id)
+        elif label not in NON_SCENARIO_LABELS:
             labelled.add(customer_id)
             key = (label, str(row.get("episode_id") or customer_id))
             seen = derived.get(key)
@@ -287,8 +337,11 @@ def evaluate(
         replay.add(decoded)
     replay.flush()
     episodes = load_episodes(path, derived)
+    decoys |= {e.customer_id for e in episodes if e.scenario in DECOY_SCENARIO_NAMES}
+    episodes = [e for e in episodes if e.scenario not in DECOY_SCENARIO_NAMES]
     labelled |= {e.customer_id for e in episodes if e.customer_id}
     _score(report, replay, episodes, customers, labelled, grace_minutes * _MINUTE_MS)
+    _score_rings(report.rings, replay, episodes, decoys)
     return report
 
 
@@ -333,6 +386,42 @@ def _score(
     report.normal_alert_drivers = dict(drivers.most_common())
     report.engine_seconds = round(replay.seconds, 3)
     report.engine_events_per_s = round(replay.events / replay.seconds, 1) if replay.seconds else 0.0
+
+
+def _score_rings(report: RingReport, replay: _Replay, episodes: list[Episode], decoys: set[str]) -> None:
+    rings: dict[str, tuple[frozenset[str], int]] = {}
+    for e in episodes:
+        if e.scenario == "fraud_ring" and e.details.get("members"):
+            group = str(e.details.get("group_id") or e.episode_id)
+            start = int(e.details.get("group_start_ms", e.start_ms))
+            rings[group] = (frozenset(str(m) for m in e.details["members"]), start)
+    alerted: set[str] = set()
+    attention: set[str] = set()
+    delays: list[float] = []
+    found = 0
+    for members, start in rings.values():
+        hits = [a for a in replay.ring_alerts if a.ring and 2 * len(members & set(a.ring.members)) >= len(members)]
+        if hits:
+            found += 1
+            delays.append((min(int(a.last_seen.timestamp() * 1000) for a in hits) - start) / _MINUTE_MS)
+    for alert in replay.ring_alerts:
+        if alert.ring is not None:
+            alerted |= set(alert.ring.members)
+            if TIER_ORDER[alert.tier] >= _ATTENTION:
+                attention |= set(alert.ring.members)
+    truth = frozenset().union(*(m for m, _ in rings.values())) if rings else frozenset()
+    report.rings, report.found = len(rings), found
+    report.ring_recall = round(found / len(rings), 4) if rings else 0.0
+    report.median_delay_minutes = round(statistics.median(delays), 2) if delays else None
+    report.members, report.predicted_members = len(truth), len(alerted)
+    true_positive = len(alerted & truth)
+    report.member_precision = _share(true_positive, len(alerted))
+    report.member_recall = round(true_positive / len(truth), 4) if truth else 0.0
+    p, r = report.member_precision or 0.0, report.member_recall
+    report.member_f1 = round(2 * p * r / (p + r), 4) if p + r else 0.0
+    report.decoy_customers, report.decoys_alerted = len(decoys), len(attention & decoys)
+    report.ring_alerts = len(replay.ring_alerts)
+    report.links = replay.network.links
 
 
 def _share(part: int, whole: int) -> float | None:

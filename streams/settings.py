@@ -116,6 +116,21 @@ class Settings(BaseSettings):
             raise RuntimeError("LOANWATCH_KAFKA_BOOTSTRAP is not set and no local broker was started")
         return self.kafka_bootstrap
 
+    @property
+    def entity_observations_topic(self) -> str:
+        """Internal: behaviour events' entities, re-keyed by entity (the entity agent's input)."""
+        return f"{self.app_id}-entity-observations"
+
+    @property
+    def ring_links_topic(self) -> str:
+        """Internal, one partition: links and customers' own tiers for the single ring agent."""
+        return f"{self.app_id}-ring-links"
+
+    @property
+    def ring_membership_topic(self) -> str:
+        """Internal: ring scores for members, keyed by customer (read by the profile agent)."""
+        return f"{self.app_id}-ring-membership"
+
     def confluent_config(self) -> dict[str, str | int | float | bool]:
         """Connection settings for confluent-kafka clients (librdkafka names)."""
         conf: dict[str, str | int | float | bool] = {
