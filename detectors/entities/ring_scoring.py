@@ -7,9 +7,9 @@ Example:
     >>> from detectors.entities.config import RingConfig
     >>> config = RingConfig()
     >>> ring_score(3, ["device"], [None, None, None], config)
-    0.18
+    0.45
     >>> ring_score(3, ["device"], [None, None, "warning"], config)
-    0.426
+    0.615
     >>> ring_score(10, ["device", "bank_card"], [], config)
     0.92
     >>> ring_score(20, ["ip"], [], config)  # twenty customers behind one IP, nobody risky: below notice

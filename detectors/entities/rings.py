@@ -28,7 +28,7 @@ Example:
     [(('c_0', 'c_1', 'c_2', 'c_3'), ('device',))]
     >>> score = rd.score_one("c_0", {"c_2": "warning"})
     >>> score.score, score.reasons[0].message
-    (0.468, 'member of ring 1ea56c545062f16e (4 customers) via device d_0; other members: 1 at 预警 warning')
+    (0.72, 'member of ring 1ea56c545062f16e (4 customers) via device d_0; other members: 1 at 预警 warning')
 """
 
 from __future__ import annotations
