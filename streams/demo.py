@@ -271,7 +271,10 @@ def _summary(
             "alerts": count("alerts"),
             "limit_actions": count("limit_actions"),
             "profile_snapshots": count("profile_snapshots"),
+            "links": count("links"),
+            "rings": count("rings"),
         },
+        "ring_alerts": sum(1 for a in tail.alerts.values() if a.ring is not None),
         "injected_bursts": len(traffic.bursts),
         "bursts_detected": _detected(traffic.bursts, tail.alerts),
     }
