@@ -258,6 +258,15 @@ class RingConfig(Contract):
     max_listed_entities: int = Field(
         default=5, ge=1, le=50, description="Entities named in one reason message (the rest are counted)."
     )
+    ring_kinds: tuple[EntityKind, ...] = Field(
+        default=("device", "bank_card", "phone"),
+        min_length=1,
+        description=(
+            "Kinds whose links join customers into rings. Addresses (ip, net24) are left out by default: a mall's "
+            "Wi-Fi links hundreds of strangers over a day, and one shared phone among them would make all of them "
+            "one 'device ring'. Their links are still published to risk.links.v1 for analysts."
+        ),
+    )
 
     @field_validator("size_saturation")
     @classmethod

@@ -39,7 +39,7 @@ from typing import Any
 
 from detectors.base import DetectorScore
 from detectors.entities.config import RingConfig
-from detectors.entities.events import EntityEvent
+from detectors.entities.events import EntityEvent, LinkEvent
 from detectors.entities.keys import ENTITY_KINDS, EntityKey, EntityKind
 from detectors.entities.ring_graph import Component, RingGraph
 from detectors.entities.ring_scoring import Ring, RingAlert, member_reason, ring_alert_id, ring_reasons, ring_score
@@ -83,7 +83,13 @@ class RingDetector:
         return self._graph.public_links
 
     def learn_one(self, event: EntityEvent) -> None:
-        """Take one link (or public-entity notice) into the graph."""
+        """Take one link (or public-entity notice) into the graph.
+
+        A link of a kind not in ``ring_kinds`` only moves event time on.
+        """
+        if isinstance(event, LinkEvent) and event.entity.kind not in self.config.ring_kinds:
+            self._graph.advance(event.last_seen_ms)
+            return
         self._graph.learn_one(event)
 
     def advance(self, ts_ms: int) -> None:

@@ -15,7 +15,7 @@ from detectors.base import DetectorScore
 from detectors.entities.config import EntityConfig, RingConfig
 from detectors.entities.entity_state import EntityState, observe
 from detectors.entities.events import LinkEvent, PublicEntity
-from detectors.entities.keys import EntityKey, EntityKind, entity_keys
+from detectors.entities.keys import ENTITY_KINDS, EntityKey, EntityKind, entity_keys
 from detectors.entities.rings import RingDetector
 from schemas.behavior import BEHAVIOR_ADAPTER, BehaviorBase
 from schemas.common import to_ms
@@ -119,7 +119,7 @@ def test_without_public_notices_the_crowd_before_the_ceiling_stays_a_ring() -> N
     # were linked before it went public. Kept, they form a (silent: address-only) ring for a whole day.
     config = EntityConfig()
     states: dict[EntityKey, EntityState] = {}
-    links_only = RingDetector()
+    links_only = RingDetector(RingConfig(ring_kinds=ENTITY_KINDS))  # addresses joining rings, as configurable
     for i in range(200):
         event = login(i, f"c_{i:03d}", f"d_{i:03d}", "203.0.113.50", T0 + i * 6000)
         for key in entity_keys(event):
@@ -133,13 +133,24 @@ def test_without_public_notices_the_crowd_before_the_ceiling_stays_a_ring() -> N
 
 
 def test_ring_behind_one_address_with_shared_devices_alerts() -> None:
-    # Ten accounts on three phones and one address within the hour: a device farm.
+    # Ten accounts on three phones and one address within the hour: a device farm. Rings join on devices (the
+    # default ring_kinds), so each phone's accounts are a ring; the shared address does not glue them together.
     events = [login(i, f"c_{i:02d}", f"d_{i % 3}", "198.51.100.20", T0 + i * 3 * MIN) for i in range(10)]
     p = Pipeline()
     p.feed(events)
-    [ring] = p.rings.rings()
-    assert len(ring.members) == 10 and ring.kinds == ("device", "ip", "net24")
-    assert [a.tier for a in p.alerts][-1] == "attention"
+    rings = p.rings.rings()
+    assert sorted(len(r.members) for r in rings) == [3, 3, 4] and {r.kinds for r in rings} == {("device",)}
+    assert "attention" in [a.tier for a in p.alerts]
+
+
+def test_a_crowd_behind_one_address_with_one_shared_phone_is_not_a_ring() -> None:
+    # A mall's Wi-Fi: 200 strangers over the afternoon, two of whom share a phone (a couple). Address links do
+    # not join rings by default, so the crowd never becomes a 'device ring' because of the couple.
+    events = [login(i, f"c_{i:03d}", f"d_{i:03d}", "203.0.113.50", T0 + i * 60_000) for i in range(200)]
+    events.append(login(200, "c_000", "d_001", "203.0.113.50", T0 + 200 * 60_000))
+    p = Pipeline()
+    p.feed(events)
+    assert p.rings.rings() == () and p.alerts == []
 
 
 # ---- ids: growth, merges, splits --------------------------------------------------------------------------------

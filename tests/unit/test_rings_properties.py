@@ -13,7 +13,7 @@ import pytest
 
 from detectors.entities.config import RingConfig
 from detectors.entities.events import EntityEvent, LinkEvent, PublicEntity
-from detectors.entities.keys import EntityKey, EntityKind
+from detectors.entities.keys import ENTITY_KINDS, EntityKey, EntityKind
 from detectors.entities.rings import RingDetector
 from schemas.outputs import TIERS, Tier
 
@@ -82,7 +82,7 @@ def components_of(rd: RingDetector) -> set[frozenset[str]]:
 @pytest.mark.parametrize("sweep_minutes", [1, 7])
 @pytest.mark.parametrize("seed", range(40))
 def test_components_match_the_oracle_after_every_sweep(seed: int, sweep_minutes: int) -> None:
-    config = RingConfig(horizon_minutes=120, sweep_minutes=sweep_minutes)
+    config = RingConfig(horizon_minutes=120, sweep_minutes=sweep_minutes, ring_kinds=ENTITY_KINDS)
     rd = RingDetector(config)
     oracle = Oracle(config.horizon_ms)
     for i, event in enumerate(stream(seed)):
@@ -101,7 +101,8 @@ def test_components_match_the_oracle_after_every_sweep(seed: int, sweep_minutes:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_ring_ids_change_only_by_merging_into_an_earlier_ring(seed: int) -> None:
-    rd = RingDetector(RingConfig(horizon_minutes=10 * 1440))  # nothing expires: growth and merges only
+    # Nothing expires: growth and merges only.
+    rd = RingDetector(RingConfig(horizon_minutes=10 * 1440, ring_kinds=ENTITY_KINDS))
     since: dict[str, int] = {}
     ring_of: dict[str, str] = {}
     for step, event in enumerate(e for e in stream(seed, 150, 40) if isinstance(e, LinkEvent)):
@@ -118,7 +119,7 @@ def test_ring_ids_change_only_by_merging_into_an_earlier_ring(seed: int) -> None
 @pytest.mark.parametrize("seed", range(10))
 def test_same_stream_same_everything(seed: int) -> None:
     def run() -> tuple[Any, ...]:
-        rd = RingDetector(RingConfig(horizon_minutes=120))
+        rd = RingDetector(RingConfig(horizon_minutes=120, ring_kinds=ENTITY_KINDS))
         alerts = []
         for event in stream(seed):
             rd.learn_one(event)
@@ -130,7 +131,7 @@ def test_same_stream_same_everything(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(10))
 def test_checkpoint_anywhere_and_continue_alike(seed: int) -> None:
-    config = RingConfig(horizon_minutes=120)
+    config = RingConfig(horizon_minutes=120, ring_kinds=ENTITY_KINDS)  # mechanics over every kind
     events = stream(seed)
     cut = len(events) // 3 + seed
     straight = RingDetector(config)
@@ -150,7 +151,7 @@ def test_incremental_alerts_equal_a_full_re_evaluation(seed: int) -> None:
     # emit_alerts scores only rings that changed or have tiered members; a detector restored from its checkpoint
     # before every call scores every ring. Both must emit the same alerts, with tiers coming and going.
     rng = random.Random(seed)
-    config = RingConfig(horizon_minutes=120)
+    config = RingConfig(horizon_minutes=120, ring_kinds=ENTITY_KINDS)  # mechanics over every kind
     incremental, full = RingDetector(config), RingDetector(config)
     names = [f"c{i:02d}" for i in range(18)]
     tiers: dict[str, Tier] = {}
