@@ -9,12 +9,15 @@ re-keying costs at most one record per partition per batch rather than one per e
 This agent keeps one :class:`~detectors.entities.entity_state.EntityState` per entity in the Faust table
 ``entity-state`` (its changelog partition is the observation partition, so an entity's state moves with it),
 applies the batch's observations in event-time order, writes each touched entity once, and publishes the
-links it emits to ``risk.links.v1`` and, batched, to the ring agent's single-partition input.
+links it emits to ``risk.links.v1`` and, batched, to the ring agent's single-partition input. Every
+``LOANWATCH_ENTITY_SWEEP_SECONDS`` (600) it deletes the states of entities nobody used within the retention
+(30 days of event time by default).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -93,6 +96,28 @@ def install_entity_agent(
         value_serializer="raw", partitions=settings.partitions, internal=True,
     )
     states = app.Table("entity-state", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    owned: dict[int, faust.EventT[bytes]] = {}  # partition -> its latest event (the context to delete keys in)
+    clock = {"wm": 0, "swept": time.monotonic()}
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget(sender: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == topic.get_topic_name():
+                owned.pop(tp.partition, None)
+
+    def sweep(retention_ms: int) -> int:
+        """Delete the states of entities nobody used within the retention (most devices and IPs, eventually)."""
+        cutoff = clock["wm"] - retention_ms
+        stale = []
+        for key, value in list(states.items()):
+            kind, _, rest = key.decode().partition(":")
+            partition = observation_partition(kind, rest, settings.partitions)
+            if partition in owned and (serde.loads(value).get("wm") or 0) < cutoff:
+                stale.append((key, partition))
+        for key, partition in stale:
+            with event_context(owned[partition]):
+                del states[key]
+        return len(stale)
 
     @app.agent(topic, name="entities")
     async def entity_agent(stream: faust.StreamT[bytes]) -> None:
@@ -105,6 +130,7 @@ def install_entity_agent(
             by_key: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
             source: dict[tuple[str, str], faust.EventT[bytes]] = {}
             for event in batch:
+                owned[event.message.partition] = event
                 for kind, value, customer, ts in serde.loads(event.value):
                     by_key[(kind, value)].append((int(ts), str(customer)))
                     source[(kind, value)] = event
@@ -132,5 +158,12 @@ def install_entity_agent(
                 await publish(to_contract(link))
             if forwarded:  # public-entity notices too: the ring detector drops links through a public entity
                 await forward(forwarded)
+            clock["wm"] = max(clock["wm"], newest)
+            # Single-customer devices and IPs are most entities: without a sweep the table would only ever grow.
+            if time.monotonic() - clock["swept"] >= settings.entity_sweep_seconds:
+                clock["swept"] = time.monotonic()
+                removed = sweep(config.retention_ms)
+                if removed:
+                    log.info("entity states: %d unused for %d days removed", removed, config.retention_ms // 86_400_000)
 
     return EntityFanout(topic, settings.partitions)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     model_checkpoint_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how often each partition's models are checkpointed"
     )
+    entity_sweep_seconds: float = Field(
+        default=600.0, gt=0, le=86400, description="how often entity states unused for the retention are deleted"
+    )
     store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -8,6 +8,7 @@ member's own engine step fuses: each member gets one fused alert naming the ring
 
 from __future__ import annotations
 
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -15,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 
 from schemas import serde
 from schemas.behavior import Login, ProfileChange
 from schemas.entities import EntityLink, RingSnapshot
 from schemas.outputs import Alert
-from streams.clickhouse.backend import ClickHouseBackend
+from streams.clickhouse.backend import ClickHouseBackend, open_backend
+from streams.local.clickhouse_server import LocalClickHouseServer
 from tests.integration.harness import Pipeline, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -101,3 +104,50 @@ def _member_alerts(pipeline: Pipeline, quick: bool) -> int:
     alerts = [Alert.model_validate_json(v) for _, v in values]
     return len({a.customer_id for a in alerts if a.rule_id == "fused_risk"})
 
+
+
+def test_entities_unused_for_the_retention_are_deleted(
+    kafka_bootstrap: str, clickhouse_server: LocalClickHouseServer, chdb_dir: Path, tmp_path: Path
+) -> None:
+    database = f"lwtest_{uuid.uuid4().hex[:10]}"
+    backend = open_backend(clickhouse_server.url, database, chdb_dir)
+    settings = unique_settings(kafka_bootstrap, tmp_path, clickhouse_server.url, database, entity_sweep_seconds=1.0)
+    pipeline = Pipeline(settings, backend)
+    try:
+        old = T0 - timedelta(days=31)
+        head = {"customer_id": "c_gone", "device_id": "d_gone", "ip": "10.9.9.9", "channel": "h5"}
+        events = [Login(event_id="gone-l", ts=old, method="sms", success=True, **head)]
+        events += [Login(event_id=f"now-{i}", ts=T0 + timedelta(seconds=i), method="sms", success=True,
+                         customer_id=f"c_now_{i}", device_id=f"d_now_{i}", ip="10.9.8.1", channel="h5")
+                   for i in range(3)]
+        pipeline.start_worker()
+        pipeline.produce([(settings.topics.behavior, e.customer_id.encode(), serde.dumps(e)) for e in events[:1]])
+        changelog = f"{settings.app_id}-entity-state-changelog"
+        wait_for(lambda: _has(pipeline, changelog, b"device:d_gone", deleted=False), 90, "the old entity's state",
+                 pipeline.worker_log)
+        for e in events[1:]:  # a month later, in later batches: the sweep sees event time move on
+            pipeline.produce([(settings.topics.behavior, e.customer_id.encode(), serde.dumps(e))])
+        wait_for(lambda: _has(pipeline, changelog, b"device:d_gone", deleted=True), 90,
+                 "a tombstone for the entity unused for 30 days", pipeline.worker_log)
+        assert not _has(pipeline, changelog, b"device:d_now_0", deleted=True), "a live entity was deleted"
+        pipeline.assert_worker_alive()
+    finally:
+        pipeline.close()
+        backend.close()
+
+
+def _has(pipeline: Pipeline, topic: str, key: bytes, deleted: bool) -> bool:
+    consumer = Consumer({**pipeline.settings.confluent_config(), "group.id": f"lwtest-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    found = False
+    try:
+        for _ in range(20):
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            if message.key() == key and (message.value() is None) == deleted:
+                found = True
+    finally:
+        consumer.close()
+    return found
