@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -188,6 +188,9 @@ def demo(
     sys.stdout.flush()
 
 
+if TYPE_CHECKING:
+    from streams.config_feed import LiveConfig
+
 T = TypeVar("T")
 
 rules_app = typer.Typer(no_args_is_help=True, help="The rule set workers apply (risk.rules.v1), without restarts.")
@@ -202,6 +205,17 @@ def _load_or_exit(load: Callable[[], T]) -> T:
     except RulesFileError as exc:
         err.print(f"[red]rejected[/red]: {exc}")
         raise typer.Exit(2) from None
+
+
+def _live_config_or_exit() -> LiveConfig:
+    """The rule set and allow-list as the workers see them, or exit 1 saying why they cannot be read."""
+    from streams.rules_push import PushError, read_live_config
+
+    try:
+        return read_live_config(_settings(needs_kafka=True))
+    except PushError as exc:
+        err.print(f"[red]cannot read[/red]: {exc}")
+        raise typer.Exit(1) from None
 
 
 @rules_app.command("check")
@@ -234,14 +248,8 @@ def rules_push(
 def rules_show() -> None:
     """Print the rule set in force as JSON (the defaults if none was pushed)."""
     from schemas import serde
-    from streams.rules_push import PushError, read_live_config
 
-    settings = _settings(needs_kafka=True)
-    try:
-        live = read_live_config(settings)
-    except PushError as exc:
-        err.print(f"[red]cannot read[/red]: {exc}")
-        raise typer.Exit(1) from None
+    live = _live_config_or_exit()
     if live.rules is None:
         err.print("no rule set pushed yet: workers use LOANWATCH_RULES_FILE or the built-in defaults")
     sys.stdout.write(serde.dumps(live.current.model_dump(mode="json")).decode() + "\n")
@@ -288,14 +296,8 @@ def allowlist_remove(
 def allowlist_show() -> None:
     """Print the allow-list in force, one JSON entry per line."""
     from schemas import serde
-    from streams.rules_push import PushError, read_live_config
 
-    settings = _settings(needs_kafka=True)
-    try:
-        live = read_live_config(settings)
-    except PushError as exc:
-        err.print(f"[red]cannot read[/red]: {exc}")
-        raise typer.Exit(1) from None
+    live = _live_config_or_exit()
     for _, entry in sorted(live.allowlist.items()):
         sys.stdout.write(serde.dumps(entry).decode() + "\n")
 

@@ -203,3 +203,20 @@ def test_every_yaml_example_in_the_readme_validates() -> None:
             assert all(AllowListEntry.model_validate(item) for item in data)
         else:
             EngineConfig.model_validate(data)
+
+
+def test_rules_check_command_accepts_a_good_file_and_names_the_field_of_a_bad_one(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("version: 3\nburst: {thresholds: {notice: 4}}\n")
+    bad.write_text("version: 3\nburst: {thresholds: {notice: 9}}\n")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rules", "check", str(good)])
+    assert ok.exit_code == 0 and "valid rule set, version 3" in " ".join(ok.output.split())  # rich wraps lines
+    refused = runner.invoke(app, ["rules", "check", str(bad)])
+    assert refused.exit_code == 2
+    message = "".join(refused.output.split())
+    assert "burst.thresholds.attention:attention(5)mustbegreaterthannotice(9)" in message
