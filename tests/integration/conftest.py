@@ -18,6 +18,7 @@ from streams.clickhouse.backend import ClickHouseBackend, open_backend
 from streams.clickhouse.embedded import chdb_path_in_use
 from streams.local.clickhouse_server import LocalClickHouseServer
 from streams.local.kafka_broker import KAFKA_VERSION, KafkaBrokerError, LocalKafka
+from tests.integration.harness import Pipeline, unique_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,3 +82,14 @@ def clickhouse(
         yield backend, url
     finally:
         backend.close()
+
+
+@pytest.fixture
+def pipeline(
+    kafka_bootstrap: str, clickhouse: tuple[ClickHouseBackend, str | None], tmp_path: Path
+) -> Iterator[Pipeline]:
+    """A pipeline (topics, tables, worker and writer on demand) on both ClickHouse engines, closed afterwards."""
+    backend, url = clickhouse
+    p = Pipeline(unique_settings(kafka_bootstrap, tmp_path, url, backend.database), backend)
+    yield p
+    p.close()

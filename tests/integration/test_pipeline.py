@@ -10,34 +10,22 @@ import base64
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from schemas import serde
 from schemas.behavior import LoanApplication, PageView
 from schemas.outputs import Alert, DeadLetter
-from streams.clickhouse.backend import ClickHouseBackend
 from streams.simulate.traffic import SimConfig, SimRecord, Traffic
 from tests.integration.expected import expected_alerts
-from tests.integration.harness import Pipeline, unique_settings, wait_for
+from tests.integration.harness import Pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 BURST = "multi_application_burst"
 
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, clickhouse: tuple[ClickHouseBackend, str | None], tmp_path: Path
-) -> Iterator[Pipeline]:
-    backend, url = clickhouse
-    p = Pipeline(unique_settings(kafka_bootstrap, tmp_path, url, backend.database), backend)
-    yield p
-    p.close()
 
 
 def application(customer: str, n: int, minute: float, product: str = "cash_loan") -> bytes:

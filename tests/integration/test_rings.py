@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from schemas import serde
 from schemas.behavior import Login, ProfileChange
 from schemas.entities import EntityLink, RingSnapshot
 from schemas.outputs import Alert
-from streams.clickhouse.backend import ClickHouseBackend, open_backend
+from streams.clickhouse.backend import open_backend
 from streams.local.clickhouse_server import LocalClickHouseServer
 from tests.integration.harness import Pipeline, unique_settings, wait_for
 
@@ -32,15 +31,6 @@ T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 MEMBERS = [f"c_ring_{i:02d}" for i in range(8)]
 BYSTANDERS = [f"c_solo_{i:02d}" for i in range(6)]
 
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, clickhouse: tuple[ClickHouseBackend, str | None], tmp_path: Path
-) -> Iterator[Pipeline]:
-    backend, url = clickhouse
-    p = Pipeline(unique_settings(kafka_bootstrap, tmp_path, url, backend.database), backend)
-    yield p
-    p.close()
 
 
 def _events() -> list[tuple[str, bytes]]:
