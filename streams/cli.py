@@ -168,6 +168,65 @@ def evaluate(
 
 
 @app.command()
+def tail(
+    tier: Annotated[
+        str, typer.Option(help="minimum tier: notice, attention (attention + warning) or warning")
+    ] = "notice",
+    rule: Annotated[list[str] | None, typer.Option(help="only this rule_id (repeatable)")] = None,
+    customer: Annotated[
+        list[str] | None, typer.Option(help="only this customer, also as a ring member (repeatable)")
+    ] = None,
+    from_beginning: Annotated[bool, typer.Option(help="replay the topic from its start, not only new alerts")] = False,
+    limit: Annotated[int, typer.Option(min=0, help="exit after this many matching alerts; 0 = until Ctrl-C")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON alert per line instead of the table")] = False,
+) -> None:
+    """Show alerts live as they are published (China time), filtered by tier, rule and customer."""
+    import os
+
+    from rich.text import Text
+
+    from schemas.outputs import Alert
+    from streams.tail import AlertFilter, InvalidRecord, TailError, alert_table, invalid_line, json_line, tail_alerts
+
+    try:
+        alert_filter = AlertFilter.of(tier, rule or (), customer or ())
+    except ValueError as exc:
+        err.print(f"[red]--tier[/red]: {exc}")
+        raise typer.Exit(2) from None
+    settings = _settings(needs_kafka=True)
+    stop = _stop_on_signals()
+    out = Console(highlight=False)
+
+    def show(alert: Alert) -> None:
+        if json_out:
+            sys.stdout.write(json_line(alert) + "\n")
+            sys.stdout.flush()
+        else:
+            out.print(alert_table([alert], header=False))
+
+    def skip(record: InvalidRecord) -> None:
+        err.print(invalid_line(record))
+
+    def ready(message: str) -> None:
+        err.print(Text(message, style="dim"))
+        if not json_out:
+            out.print(alert_table([], header=True))
+
+    try:
+        shown = tail_alerts(
+            settings, alert_filter, show=show, skip=skip, stop=stop, from_beginning=from_beginning, limit=limit,
+            ready=ready,
+        )
+    except TailError as exc:
+        err.print(f"[red]cannot tail[/red]: {exc}")
+        raise typer.Exit(1) from None
+    except BrokenPipeError:  # the reader of a pipe went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    err.print(Text(f"{shown} alert{'' if shown == 1 else 's'} shown", style="dim"))
+
+
+@app.command()
 def demo(
     duration: Annotated[
         float, typer.Option(min=10, help="stop after this many seconds at the latest")
