@@ -18,6 +18,7 @@ from streams.config_feed import ConfigFeed
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
 from streams.entity_agent import install_entity_agent
+from streams.kafka_auth import faust_credentials
 from streams.ring_agent import RingOutputs, install_ring_agent
 from streams.settings import Settings
 
@@ -40,17 +41,6 @@ class WorkerCounters:
     by_tier: dict[str, int] = field(default_factory=dict)
 
 
-def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    if not settings.kafka_security_protocol.startswith("SASL"):
-        return None
-    assert settings.kafka_sasl_username is not None and settings.kafka_sasl_password is not None  # noqa: S101
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password.get_secret_value(),
-        mechanism=settings.kafka_sasl_mechanism,
-    )
-
-
 def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters | None = None) -> faust.App:
     """Build the worker's Faust app: decode, dead-letter, the risk engine, alerts / limit actions / snapshots.
 
@@ -61,7 +51,7 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap().split(",")],
-        broker_credentials=_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.home / "faust"),
         topic_partitions=settings.partitions,

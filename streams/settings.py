@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import topics
 
+#: Settings that only mean something over TLS (SSL or SASL_SSL).
+_TLS_ONLY_FIELDS = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "kafka_ssl_key_password")
+
 
 class TopicNames(BaseModel):
     """Topic names (env ``LOANWATCH_TOPICS__ALERTS`` and so on); defaults are the contract names."""
@@ -36,16 +39,40 @@ class Settings(BaseSettings):
     means embedded chdb under ``home``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="LOANWATCH_", frozen=True, extra="forbid", env_nested_delimiter="__")
+    # Errors name the field and the reason, never the input: it may hold a password.
+    model_config = SettingsConfigDict(
+        env_prefix="LOANWATCH_", frozen=True, extra="forbid", env_nested_delimiter="__", hide_input_in_errors=True
+    )
 
     home: Path = Field(default=Path(".loanwatch"), description="local state: broker data, jars, chdb data")
     app_id: str = Field(default="loanwatch", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = local broker")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="SASL_* needs the three kafka_sasl_* settings; *SSL uses kafka_ssl_*"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism; required with SASL_PLAINTEXT / SASL_SSL"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user; required with SASL_*")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password; required with SASL_*; a secret, never printed"
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="PEM CA bundle that signs the brokers' certificates; unset = system trust store"
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS; needs kafka_ssl_keyfile"
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of the client certificate; needs kafka_ssl_certfile"
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="password of an encrypted kafka_ssl_keyfile; a secret, never printed"
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="check that the broker's certificate names the host connected to"
+    )
     partitions: int = Field(default=4, ge=1, le=1024, description="partitions of every input and output topic")
     replication_factor: int = Field(default=1, ge=1, le=16)
 
@@ -96,16 +123,36 @@ class Settings(BaseSettings):
             raise ValueError("must start with clickhouse:// or clickhouses:// (native protocol)")
         return value
 
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
     @model_validator(mode="after")
     def _sasl_complete(self) -> Settings:
+        sasl_fields = ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
         if self.kafka_security_protocol.startswith("SASL"):
-            missing = [
-                name
-                for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
-                if getattr(self, name) is None
-            ]
+            missing = [name for name in sasl_fields if getattr(self, name) is None]
             if missing:
                 raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs {', '.join(missing)}")
+        else:
+            # Credentials the protocol would silently ignore are a misconfiguration, not a default.
+            stray = [name for name in sasl_fields if getattr(self, name) is not None]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} set, but kafka_security_protocol={self.kafka_security_protocol}")
+        return self
+
+    @model_validator(mode="after")
+    def _ssl_consistent(self) -> Settings:
+        given = [name for name in _TLS_ONLY_FIELDS if getattr(self, name) is not None]
+        if given and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(f"{', '.join(given)} set, but kafka_security_protocol={self.kafka_security_protocol}")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile go together (mutual TLS needs both)")
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_keyfile is None:
+            raise ValueError("kafka_ssl_key_password set without kafka_ssl_keyfile")
         return self
 
     @property
@@ -146,6 +193,16 @@ class Settings(BaseSettings):
             conf["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password is not None:
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol.endswith("SSL"):
+            # No CA file: librdkafka probes the system trust store, as Python's ssl does.
+            if self.kafka_ssl_cafile is not None:
+                conf["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+            if self.kafka_ssl_certfile is not None and self.kafka_ssl_keyfile is not None:
+                conf["ssl.certificate.location"] = str(self.kafka_ssl_certfile)
+                conf["ssl.key.location"] = str(self.kafka_ssl_keyfile)
+            if self.kafka_ssl_key_password is not None:
+                conf["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+            conf["ssl.endpoint.identification.algorithm"] = "https" if self.kafka_ssl_check_hostname else "none"
         return conf
 
     def to_env(self) -> dict[str, str]:
