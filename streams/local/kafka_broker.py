@@ -37,6 +37,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
 
+from streams.local.kafka_sasl import LISTENER_NAME, ScramUser, format_arguments, listener_properties, redacted
+
 __all__ = ["KAFKA_VERSION", "KafkaBrokerError", "LocalKafka", "main"]
 
 #: Apache Kafka version whose jars are fetched; must match ``kafka.version`` in kafka-pom.xml.
@@ -149,6 +151,9 @@ class LocalKafka:
     Topic data survives :meth:`stop` / :meth:`start` (and a crash); ``start(fresh=True)`` wipes it.
 
     Use as a context manager (``with LocalKafka(home) as kafka:``) to start and stop it.
+
+    ``scram_users`` adds a SASL_PLAINTEXT listener (SCRAM-SHA-512 and -256, at :attr:`sasl_bootstrap`) with these
+    users, created when the storage is formatted: on the first start of ``home`` or with ``fresh=True``.
     """
 
     def __init__(
@@ -159,6 +164,7 @@ class LocalKafka:
         *,
         jars_dir: Path | None = None,
         heap: str = "1g",
+        scram_users: Sequence[ScramUser] = (),
     ) -> None:
         self.home = Path(home).absolute()
         default_jars = self.home / "jars" / KAFKA_VERSION
@@ -173,6 +179,8 @@ class LocalKafka:
         self._port: int | None = port
         self._progress = progress
         self._proc: subprocess.Popen[bytes] | None = None
+        self.scram_users = tuple(scram_users)
+        self._sasl_port: int | None = None
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -187,6 +195,13 @@ class LocalKafka:
     def bootstrap(self) -> str:
         """The ``bootstrap.servers`` string, e.g. ``"127.0.0.1:9092"``."""
         return f"{_HOST}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL/SCRAM listener's ``bootstrap.servers`` (raises without ``scram_users`` or before start)."""
+        if self._sasl_port is None:
+            raise KafkaBrokerError("the broker has no SASL listener: give scram_users and call start()")
+        return f"{_HOST}:{self._sasl_port}"
 
     @property
     def pid(self) -> int | None:
@@ -250,11 +265,13 @@ class LocalKafka:
         port = self._choose_port()
         controller_port = _free_port(exclude=frozenset({port}))
         self._port = port
+        if self.scram_users:
+            self._sasl_port = _free_port(exclude=frozenset({port, controller_port}))
 
         if fresh and self.data_dir.exists():
             self._say(f"wiping Kafka data in {self.data_dir}")
             shutil.rmtree(self.data_dir)
-        self._write_configs(port, controller_port)
+        self._write_configs(port, controller_port, self._sasl_port)
         self._rotate_log()
         if not (self.data_dir / "meta.properties").is_file():
             self._format_storage(java, jars, deadline)
@@ -392,11 +409,17 @@ class LocalKafka:
             return None
         prefix = f"advertised.listeners=PLAINTEXT://{_HOST}:"
         for line in text.splitlines():
-            if line.startswith(prefix) and line[len(prefix) :].isdigit():
-                return int(line[len(prefix) :])
+            port = line[len(prefix) :].split(",")[0]  # PLAINTEXT comes first, a SASL listener after it
+            if line.startswith(prefix) and port.isdigit():
+                return int(port)
         return None
 
-    def _write_configs(self, port: int, controller_port: int) -> None:
+    def _write_configs(self, port: int, controller_port: int, sasl_port: int | None) -> None:
+        listeners = f"PLAINTEXT://{_HOST}:{port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if sasl_port is not None:
+            listeners += f",{LISTENER_NAME}://{_HOST}:{sasl_port}"
+            protocols += f",{LISTENER_NAME}:{LISTENER_NAME}"
         props = {
             # KRaft combined mode: this one JVM is the whole cluster (broker + controller).
             "process.roles": "broker,controller",
@@ -405,10 +428,10 @@ class LocalKafka:
             # controller port may change from one start to the next while the data is kept.
             "controller.quorum.voters": f"{_NODE_ID}@{_HOST}:{controller_port}",
             "controller.listener.names": "CONTROLLER",
-            "listeners": f"PLAINTEXT://{_HOST}:{port},CONTROLLER://{_HOST}:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{_HOST}:{port}",
+            "listeners": f"{listeners},CONTROLLER://{_HOST}:{controller_port}",
+            "advertised.listeners": listeners,
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "log.dirs": str(self.data_dir),
             # Small box (2 cores): few threads.
             "num.network.threads": "2",
@@ -442,6 +465,8 @@ class LocalKafka:
             "broker.heartbeat.interval.ms": "1500",
             "controlled.shutdown.enable": "true",
         }
+        if sasl_port is not None:
+            props.update(listener_properties())
         body = "".join(f"{key}={value}\n" for key, value in props.items())
         header = "# Written by streams/local/kafka_broker.py on every start; edits are overwritten.\n"
         self.config_path.write_text(header + body, encoding="utf-8")
@@ -479,6 +504,7 @@ class LocalKafka:
             _new_cluster_id(),
             "--config",
             str(self.config_path),
+            *format_arguments(self.scram_users),
         ]
         remaining = max(5.0, deadline - time.monotonic())
         try:
@@ -491,12 +517,13 @@ class LocalKafka:
             )
         except subprocess.TimeoutExpired as exc:
             raise KafkaBrokerError(f"formatting Kafka storage took longer than {remaining:.0f}s") from exc
-        output = (done.stdout + done.stderr).decode(errors="replace")
+        # SCRAM passwords are on the storage tool's command line: never let them reach the log or an error.
+        output = redacted((done.stdout + done.stderr).decode(errors="replace"), self.scram_users)
         failed = done.returncode != 0 or not (self.data_dir / "meta.properties").is_file()
         with self.log_path.open("a", encoding="utf-8") as log:
             # The whole output (a dump of every broker setting) only when it failed: keeps log tails short.
             shown = output if failed else "\n".join(output.strip().splitlines()[-1:]) + "\n"
-            log.write(f"[kafka_broker.py] {' '.join(cmd)}\n{shown}")
+            log.write(f"[kafka_broker.py] {redacted(' '.join(cmd), self.scram_users)}\n{shown}")
         if failed:
             raise KafkaBrokerError(
                 f"formatting Kafka storage failed (exit {done.returncode})",
