@@ -60,7 +60,7 @@ from detectors.burst import update as burst_update
 from detectors.decision.config import DecisionConfig, FusionConfig
 from detectors.decision.episodes import decide
 from detectors.decision.fusion import fuse
-from detectors.engine_state import CustomerState, RingMark
+from detectors.engine_state import Assessment, CustomerState, RingMark
 from detectors.entities.config import EntityConfig, RingConfig
 from detectors.entities.propagation import RING_DETECTOR_ID, RingPropagationConfig, ring_score
 from detectors.models.anomaly import AnomalyConfig, AnomalyModel, FeatureRange
@@ -399,7 +399,10 @@ class Engine:
             )
             last = at_ms if last is None else max(last, at_ms)
         changed = own_tier != state.own_tier
-        state = replace(state, decision=decision_state, last_snapshot_ms=last, own_tier=own_tier)
+        assessment = Assessment(at_ms, fused.score, grade, p, cfg.version)
+        state = replace(
+            state, decision=decision_state, last_snapshot_ms=last, own_tier=own_tier, assessment=assessment
+        )
         return StepResult(state, tuple(alerts), tuple(actions), snapshot, tuple(scores), tuple(drift), changed)
 
     def _burst_score(self, burst: BurstState, at_ms: int) -> DetectorScore:

@@ -1,4 +1,4 @@
-"""One customer's engine state: rolling profile, burst state, decision state, snapshot clock, open installments.
+"""One customer's engine state: rolling profile, burst and decision state, latest assessment, open installments.
 
 The state is one value per customer in a plain Faust table. :meth:`CustomerState.to_bytes` reuses each part's own
 serialisation (the profile's compact binary form, the burst and decision states' ``to_dict``) behind a version
@@ -20,9 +20,9 @@ from detectors.burst import BurstState
 from detectors.decision.episodes import DecisionState
 from detectors.profile import Profile
 from schemas import serde
-from schemas.outputs import Tier
+from schemas.outputs import Grade, Tier
 
-__all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "CustomerState", "RingMark"]
+__all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "Assessment", "CustomerState", "RingMark"]
 
 FORMAT_VERSION: Final = 1
 #: Installments remembered per customer so a DPD update (which names the loan only) finds its installment.
@@ -55,6 +55,31 @@ class RingMark:
 
 
 @dataclass(frozen=True, slots=True)
+class Assessment:
+    """The engine's latest verdict on the customer: fused score, grade, delinquency probability, rule set version.
+
+    Kept so a lookup can answer without re-running the detectors. ``grade`` is None while the customer is
+    allow-listed (no decision is taken); ``delinquency_p`` None while the partition's model is warming up.
+    """
+
+    at_ms: int
+    score: float
+    grade: Grade | None
+    delinquency_p: float | None
+    rule_version: int
+
+    def to_list(self) -> list[Any]:
+        """JSON-ready form."""
+        return [self.at_ms, self.score, self.grade, self.delinquency_p, self.rule_version]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> Assessment:
+        """Inverse of :meth:`to_list`."""
+        at_ms, score, grade, p, version = data
+        return cls(int(at_ms), float(score), grade, None if p is None else float(p), int(version))
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerState:
     """Everything the engine keeps per customer between events.
 
@@ -64,6 +89,7 @@ class CustomerState:
     ``ring`` is the customer's current ring (None: in none); ``ring_seen_ms`` the event time of the newest
     membership update applied, so an older one arriving late is not applied over it. ``own_tier``: the tier
     the customer's own detectors reach without the ring (what the ring detector weighs members by).
+    ``assessment`` is the latest score, grade and rule version (None before the first scored event).
     """
 
     profile: Profile
@@ -74,6 +100,7 @@ class CustomerState:
     ring: RingMark | None = None
     ring_seen_ms: int | None = None
     own_tier: Tier | None = None
+    assessment: Assessment | None = None
 
     @classmethod
     def empty(cls, customer_id: str) -> CustomerState:
@@ -117,6 +144,8 @@ class CustomerState:
             rest["rs"] = self.ring_seen_ms
         if self.own_tier is not None:
             rest["ot"] = self.own_tier
+        if self.assessment is not None:
+            rest["a"] = self.assessment.to_list()
         return b"".join((_HEAD.pack(FORMAT_VERSION, len(profile)), profile, serde.dumps(rest)))
 
     @classmethod
@@ -140,4 +169,5 @@ class CustomerState:
             ring=RingMark.from_list(rest["r"]) if "r" in rest else None,
             ring_seen_ms=rest.get("rs"),
             own_tier=rest.get("ot"),
+            assessment=Assessment.from_list(rest["a"]) if "a" in rest else None,
         )

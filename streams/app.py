@@ -19,6 +19,7 @@ from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
 from streams.entity_agent import install_entity_agent
 from streams.kafka_auth import faust_credentials
+from streams.profile_api import install_profile_api
 from streams.ring_agent import RingOutputs, install_ring_agent
 from streams.settings import Settings
 
@@ -60,7 +61,12 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.worker_commit_interval,
-        web_enabled=False,
+        # The profile API: requests for a customer are forwarded to the worker at the owner's web_host:web_port.
+        web_enabled=settings.web_port is not None,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_bind,
+        web_host=settings.web_host,
+        web_tables_enabled=False,  # /table/... would serve every customer's raw state
         # Model checkpoints and dead letters (rejected bytes in base64) may be larger than any input record.
         producer_max_request_size=MODEL_CHECKPOINT_MAX_BYTES,
         producer_acks=-1,
@@ -117,7 +123,7 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
         app, settings, feed, RingOutputs(alert=publish, snapshot=publish_ring, membership=send_membership), counters
     )
     fanout = install_entity_agent(app, settings, feed, publish_link, send_links, counters)
-    install_engine_agent(
+    states = install_engine_agent(
         app,
         settings,
         feed,
@@ -129,4 +135,6 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
         membership_topic=membership.get_topic_name(),
         report_tiers=send_tiers,
     )
+    if settings.web_port is not None:
+        install_profile_api(app, states)
     return app

@@ -53,8 +53,8 @@ def install_engine_agent(
     fanout: EntityFanout | None = None,
     membership_topic: str | None = None,
     report_tiers: Callable[[list[tuple[str, Tier | None]]], Awaitable[None]] | None = None,
-) -> None:
-    """Register the state and model tables and the agent on ``app``.
+) -> faust.types.TableT[bytes, bytes]:
+    """Register the state and model tables and the agent on ``app``; returns the customer-state table.
 
     ``fanout`` receives every decoded behaviour event's entities (the entity agent's input); ``membership_topic``
     carries ring memberships keyed by customer, read alongside the input topics; ``report_tiers`` receives
@@ -166,6 +166,8 @@ def install_engine_agent(
                     with event_context(event):
                         checkpoints[str(partition).encode()] = models[partition].to_bytes()
                     saved_at[partition] = now
+
+    return states
 
 
 async def _wait_for_rules(feed: ConfigFeed) -> None:

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         default=600.0, gt=0, le=86400, description="how often entity states unused for the retention are deleted"
     )
     store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    web_port: int | None = Field(
+        default=None, ge=1, le=65535, description="worker's HTTP port for the profile API; unset = no web server"
+    )
+    web_bind: str = Field(default="127.0.0.1", description="interface the worker's web server listens on")
+    web_host: str = Field(
+        default="127.0.0.1", description="host name other workers reach this one by (requests are forwarded there)"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     topics: TopicNames = Field(default_factory=TopicNames)
