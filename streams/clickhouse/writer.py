@@ -46,7 +46,9 @@ from streams.clickhouse.rows import (
     profile_snapshot_row,
     ring_rows,
 )
+from streams.clickhouse.writer_lag import LagProbe
 from streams.dead_letters import dead_letter_for, kafka_time
+from streams.metrics import WriterMetrics
 from streams.settings import Settings
 
 log = logging.getLogger("loanwatch.writer")
@@ -144,8 +146,11 @@ class ClickHouseWriter:
         backend: ClickHouseBackend,
         progress: Callable[[WriterStats], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: WriterMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self.metrics = metrics if metrics is not None else WriterMetrics(settings.writer_group)
+        self._lag = LagProbe(self.metrics.lag)
         self._backend = backend
         self._progress = progress
         self._clock = clock
@@ -178,6 +183,7 @@ class ClickHouseWriter:
             while not stop.is_set():
                 for message in consumer.consume(num_messages=1000, timeout=0.2):
                     self._add(message)
+                self._lag.maybe_sample(consumer)
                 due = time.monotonic() - last_flush >= self._settings.writer_batch_seconds
                 if self._pending_rows >= self._settings.writer_batch_rows or (due and self._offsets):
                     self._flush_and_commit(stop)
@@ -201,6 +207,7 @@ class ClickHouseWriter:
         _, timestamp_ms = message.timestamp()
         record = Record(topic, partition, offset, message.key(), message.value() or b"", timestamp_ms / 1000)
         self.stats.consumed += 1
+        self.metrics.consumed(topic)
         route = self._routes[topic]
         try:
             # Every row of the record, in every table, is built before any is buffered: all or nothing.
@@ -208,9 +215,11 @@ class ClickHouseWriter:
         except (ValidationError, UnicodeDecodeError, ValueError) as exc:
             # One of our own output topics holds something we cannot read: keep it as a dead letter row.
             self.stats.unreadable_outputs += 1
+            self.metrics.unreadable.inc()
             rows = {"dead_letters": [dead_letter_tuple(dead_letter_for(record, exc, kafka_time(record.timestamp_s)))]}
         if rows is None:
             self.stats.skipped_invalid_events += 1
+            self.metrics.skipped_events.inc()
         else:
             for table, table_rows in rows.items():
                 self._pending.setdefault(table, []).extend(table_rows)
@@ -230,6 +239,7 @@ class ClickHouseWriter:
                 self.stats.rows[table] = self.stats.rows.get(table, 0) + len(rows)
         if any(pending.values()):
             self.stats.batches += 1
+            self.metrics.batch_rows.observe(sum(len(rows) for rows in pending.values()))
         self._commit(offsets)
         if self._progress is not None:
             self._progress(self.stats)
@@ -239,11 +249,14 @@ class ClickHouseWriter:
         delay = 0.5
         paused: list[TopicPartition] = []
         while True:
+            started = time.monotonic()
             try:
                 self._backend.insert(table, columns, rows)
+                self.metrics.inserted(table, len(rows), time.monotonic() - started)
                 break
             except ClickHouseUnavailable as exc:
                 self.stats.insert_retries += 1
+                self.metrics.insert_failed(table)
                 log.warning(
                     "ClickHouse unavailable (%s); %d rows for %s kept, retry in %.1fs",
                     exc,
@@ -254,10 +267,12 @@ class ClickHouseWriter:
                 if self._consumer is not None and not paused:
                     paused = self._consumer.assignment()
                     self._consumer.pause(paused)
+                    self.metrics.paused.set(1)
                 self._wait(delay, stop)
                 delay = min(delay * 2, self._settings.writer_retry_max_seconds)
         if paused and self._consumer is not None:
             self._consumer.resume([tp for tp in paused if (tp.topic, tp.partition) not in self._revoked])
+            self.metrics.paused.set(0)
 
     def _wait(self, seconds: float, stop: threading.Event | None) -> None:
         # Keep serving the group while waiting (heartbeats, rebalances); paused partitions deliver nothing new,
@@ -268,6 +283,7 @@ class ClickHouseWriter:
                 message = self._consumer.poll(0.1)
                 if message is not None:
                     self._add(message)
+                self._lag.maybe_sample(self._consumer)
             else:
                 time.sleep(0.1)
         del stop  # an outage is waited out even during shutdown: buffered rows must land first
@@ -282,7 +298,9 @@ class ClickHouseWriter:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
             self.stats.commits += 1
+            self.metrics.commits.inc()
         except KafkaException as exc:
+            self.metrics.commit_failures.inc()
             # The rows are in ClickHouse; uncommitted records come again and dedupe by id.
             log.warning("offset commit failed (%s); records will be re-read and deduplicated", exc)
 

@@ -91,10 +91,13 @@ class FakeConsumer:
         self.queue: deque[FakeMessage] = deque()
         self.lock = threading.Lock()
         self.topics: list[str] = []
+        self.high: dict[str, int] = {}
+        self.committed_offsets: dict[str, int] = {}
 
     def put(self, message: FakeMessage) -> None:
         with self.lock:
             self.queue.append(message)
+            self.high[message.topic()] = max(self.high.get(message.topic(), 0), message.offset() + 1)
 
     def subscribe(self, topics: list[str], on_revoke: Callable[..., None] | None = None) -> None:
         self.topics = topics
@@ -123,7 +126,18 @@ class FakeConsumer:
         pass
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        with self.lock:
+            self.committed_offsets.update((tp.topic, tp.offset) for tp in offsets)
         self.log.add("commit", sorted((tp.topic, tp.offset) for tp in offsets))
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        """The group's committed offsets; -1001 (librdkafka's 'invalid') where nothing was committed."""
+        with self.lock:
+            return [TopicPartition(tp.topic, 0, self.committed_offsets.get(tp.topic, -1001)) for tp in partitions]
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+        with self.lock:
+            return 0, self.high.get(partition.topic, 0)
 
     def close(self) -> None:
         pass
