@@ -27,7 +27,7 @@ from detectors.engine import BURST_DETECTOR_ID
 from detectors.engine_state import CustomerState
 from detectors.profile_features import features
 from schemas.outputs import EntityRef
-from schemas.profile_api import CustomerView, EpisodeView, Horizon, RestrictionView, RingView
+from schemas.profile_api import HORIZONS, CustomerView, EpisodeView, Horizon, RestrictionView, RingView
 
 __all__ = ["customer_view", "group_by_horizon"]
 
@@ -48,7 +48,7 @@ def group_by_horizon(values: dict[str, float]) -> dict[Horizon, dict[str, float]
                 name, group = name[: -len(suffix)], horizon
                 break
         out.setdefault(group, {})[name] = value
-    return out
+    return {h: out[h] for h in HORIZONS if h in out}
 
 
 def _episodes(state: CustomerState) -> list[EpisodeView]:

@@ -9,7 +9,7 @@ Input contracts (events producers send, the rule set and allow-list entries oper
 pydantic's ``validation`` mode: they describe everything the decoder accepts, e.g. a timestamp as ISO-8601 *or*
 epoch milliseconds. The rule set is :class:`detectors.engine.EngineConfig`: each detector owns its
 configuration, so this generator, not the contracts, imports it. Output contracts (alerts, limit actions,
-profiles, dead letters) are generated in ``serialization`` mode: they describe exactly what consumers receive,
+profiles, dead letters, and the profile API's responses) are generated in ``serialization`` mode: they describe exactly what consumers receive,
 e.g. ``2026-01-05T09:00:00.250Z``.
 """
 
@@ -29,6 +29,7 @@ from schemas import topics
 from schemas.allowlist import AllowListEntry
 from schemas.decode import BEHAVIOR_ADAPTER, INQUIRY_ADAPTER, REPAYMENT_ADAPTER
 from schemas.outputs import Alert, DeadLetter, LimitAction, ProfileSnapshot
+from schemas.profile_api import ApiError, CustomerView
 
 __all__ = ["JSON_DIR", "MODELS", "SCHEMA_DIALECT", "check", "generate", "main", "render", "write"]
 
@@ -48,9 +49,13 @@ MODELS: Final[dict[str, Contract]] = {
     "limit_action": LimitAction,
     "profile_snapshot": ProfileSnapshot,
     "dead_letter": DeadLetter,
+    "customer_view": CustomerView,
+    "api_error": ApiError,
 }
 
-_OUTPUTS: Final = frozenset({"alert", "limit_action", "profile_snapshot", "dead_letter"})
+_OUTPUTS: Final = frozenset(
+    {"alert", "limit_action", "profile_snapshot", "dead_letter", "customer_view", "api_error"}
+)
 _TITLES: Final = {
     "behavior_event": ("BehaviorEvent", f"Any event of topic {topics.BEHAVIOR}, selected by event_type."),
     "repayment_event": ("RepaymentEvent", f"Any event of topic {topics.REPAYMENT}, selected by event_type."),
