@@ -27,7 +27,7 @@ from importlib.resources import files
 from string import Template
 from typing import Final
 
-__all__ = ["TABLES", "Features", "render_ddl"]
+__all__ = ["TABLES", "Features", "render_ddl", "render_template", "template_values"]
 
 #: The tables, in creation order; each has ``<name>.sql`` next to this module.
 TABLES: Final[tuple[str, ...]] = (
@@ -87,25 +87,34 @@ class Features:
 
 def render_ddl(database: str, features: Features) -> list[str]:
     """Return ``CREATE DATABASE IF NOT EXISTS`` and one ``CREATE TABLE IF NOT EXISTS`` per table."""
+    values = template_values(database, features)
+    statements = [f"CREATE DATABASE IF NOT EXISTS `{database}`"]
+    for table in TABLES:
+        statements.append(render_template(f"{table}.sql", values, features))
+    return statements
+
+
+def template_values(database: str, features: Features) -> dict[str, str]:
+    """The placeholder values of every DDL template for ``database`` on an engine with ``features``."""
     if not _IDENTIFIER.match(database):
         raise ValueError(f"not a plain ClickHouse identifier: {database!r}")
-    values = {
+    return {
         "database": f"`{database}`",
         "DateTimeMs": "DateTime64(3, 'UTC')" if features.datetime64 else "DateTime('UTC')",
         "LowCardinalityString": "LowCardinality(String)" if features.low_cardinality else "String",
         "codec_time": " CODEC(Delta, ZSTD(1))" if features.codecs else "",
         "codec_text": " CODEC(ZSTD(3))" if features.codecs else "",
     }
-    statements = [f"CREATE DATABASE IF NOT EXISTS `{database}`"]
-    for table in TABLES:
-        text = Template(_template(table)).substitute(values)
-        statements.append(_keep_supported_lines(text, features))
-    return statements
+
+
+def render_template(path: str, values: dict[str, str], features: Features) -> str:
+    """Render the template at ``path`` (relative to this package): placeholders filled, comments dropped."""
+    return _keep_supported_lines(Template(_template(path)).substitute(values), features)
 
 
 @cache
-def _template(table: str) -> str:
-    return files("schemas.clickhouse").joinpath(f"{table}.sql").read_text(encoding="utf-8")
+def _template(path: str) -> str:
+    return files("schemas.clickhouse").joinpath(path).read_text(encoding="utf-8")
 
 
 def _keep_supported_lines(text: str, features: Features) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from schemas.clickhouse.analytics import ANALYTICS
 from schemas.clickhouse.ddl import TABLES, Features
 from streams.clickhouse.backend import ClickHouseBackend, open_backend
 from streams.clickhouse.embedded import EmbeddedBackend, chdb_path_in_use
@@ -113,8 +114,9 @@ def test_apply_ddl_twice_is_idempotent(backend: ClickHouseBackend) -> None:
     backend.insert("events", EVENT_COLUMNS, [event_row(1, "kept", T0, T0)])
     second = apply_ddl(backend, backend.database)
     assert first == second
-    tables = rows_of(backend, "SELECT name FROM system.tables WHERE database = '{name}' ORDER BY name")
-    assert [name for (name,) in tables] == sorted(TABLES)
+    tables = rows_of(backend, "SELECT name FROM system.tables WHERE database = '{name}' "
+                              "AND NOT startsWith(name, '.inner') ORDER BY name")
+    assert [name for (name,) in tables] == sorted([*TABLES, *(o.name for o in ANALYTICS)])
     assert rows_of(backend, "SELECT payload FROM {db}.events") == [("kept",)]
 
 
