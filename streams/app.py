@@ -19,9 +19,11 @@ from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
 from streams.entity_agent import install_entity_agent
 from streams.kafka_auth import faust_credentials
+from streams.metrics import WorkerMetrics
 from streams.profile_api import install_profile_api
 from streams.ring_agent import RingOutputs, install_ring_agent
 from streams.settings import Settings
+from streams.worker_lag import install_lag_probe
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,19 @@ class WorkerCounters:
     by_tier: dict[str, int] = field(default_factory=dict)
 
 
-def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters | None = None) -> faust.App:
+def create_app(
+    settings: Settings,
+    rules: EngineConfig,
+    counters: WorkerCounters | None = None,
+    metrics: WorkerMetrics | None = None,
+) -> faust.App:
     """Build the worker's Faust app: decode, dead-letter, the risk engine, alerts / limit actions / snapshots.
 
     ``rules`` is the fallback rule set (the rules file, or the defaults), in force until ``risk.rules.v1`` holds
-    one; the allow-list comes from ``risk.allowlist.v1`` only.
+    one; the allow-list comes from ``risk.allowlist.v1`` only. ``metrics`` receives the Prometheus counts.
     """
     counters = counters if counters is not None else WorkerCounters()
+    metrics = metrics if metrics is not None else WorkerMetrics(settings.app_id)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap().split(",")],
@@ -84,11 +92,13 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
     async def send_dead_letter(event: faust.EventT[bytes], exc: Exception) -> None:
         letter = dead_letter_for(event.message, exc, kafka_time(event.message.timestamp))
         counters.dead_letters += 1
+        metrics.dead_letter(letter.error_kind)
         await deadletter.send(key=letter.dead_letter_id.encode(), value=serde.dumps(letter))
 
     async def publish(alert: Alert) -> None:
         counters.alerts += 1
         counters.by_tier[alert.tier] = counters.by_tier.get(alert.tier, 0) + 1
+        metrics.alert(alert.tier, alert.rule_id)
         await alerts.send(key=alert.customer_id.encode(), value=serde.dumps(alert))
 
     async def publish_output(output: Alert | LimitAction | ProfileSnapshot) -> None:
@@ -96,9 +106,11 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
             await publish(output)
         elif isinstance(output, LimitAction):
             counters.limit_actions += 1
+            metrics.limit_action(output.action)
             await limit_actions.send(key=output.customer_id.encode(), value=serde.dumps(output))
         else:
             counters.snapshots += 1
+            metrics.snapshots.inc()
             await profiles.send(key=output.customer_id.encode(), value=serde.dumps(output))
 
     feed = ConfigFeed(settings, rules)
@@ -123,18 +135,22 @@ def create_app(settings: Settings, rules: EngineConfig, counters: WorkerCounters
         app, settings, feed, RingOutputs(alert=publish, snapshot=publish_ring, membership=send_membership), counters
     )
     fanout = install_entity_agent(app, settings, feed, publish_link, send_links, counters)
+    inputs = [settings.topics.behavior, settings.topics.repayment, settings.topics.inquiry]
     states = install_engine_agent(
         app,
         settings,
         feed,
-        [settings.topics.behavior, settings.topics.repayment, settings.topics.inquiry],
+        inputs,
         publish_output,
         send_dead_letter,
         counters,
         fanout=fanout,
         membership_topic=membership.get_topic_name(),
         report_tiers=send_tiers,
+        metrics=metrics,
     )
+    committed_topics = [*inputs, membership.get_topic_name(), settings.entity_observations_topic]
+    install_lag_probe(app, metrics.lag, [*committed_topics, settings.ring_links_topic])
     if settings.web_port is not None:
         install_profile_api(app, states)
     return app

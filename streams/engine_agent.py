@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -31,6 +32,7 @@ from schemas.outputs import Alert, LimitAction, ProfileSnapshot, Tier
 from streams.config_feed import ConfigFeed
 from streams.entity_agent import EntityFanout
 from streams.faust_context import event_context
+from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,13 +55,16 @@ def install_engine_agent(
     fanout: EntityFanout | None = None,
     membership_topic: str | None = None,
     report_tiers: Callable[[list[tuple[str, Tier | None]]], Awaitable[None]] | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> faust.types.TableT[bytes, bytes]:
     """Register the state and model tables and the agent on ``app``; returns the customer-state table.
 
     ``fanout`` receives every decoded behaviour event's entities (the entity agent's input); ``membership_topic``
     carries ring memberships keyed by customer, read alongside the input topics; ``report_tiers`` receives
-    each batch's changes of customers' own tiers (for the ring agent).
+    each batch's changes of customers' own tiers (for the ring agent); ``metrics`` receives input counts by
+    topic, batch sizes and stage latencies, and each owned partition's model checkpoint age.
     """
+    metrics = metrics if metrics is not None else WorkerMetrics(settings.app_id)
     decoders: dict[str, Callable[[bytes], Any]] = {
         settings.topics.behavior: decode_behavior,
         settings.topics.repayment: decode_repayment,
@@ -88,6 +93,7 @@ def install_engine_agent(
             stored: bytes | None = checkpoints.get(str(partition).encode())
             models[partition] = ModelSet.from_bytes(stored) if stored else feed.engine().new_models(partition)
             saved_at[partition] = time.monotonic()
+            metrics.track_checkpoint_age(partition, _seconds_since(saved_at, partition))
         return models[partition]
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -95,6 +101,7 @@ def install_engine_agent(
         for tp in revoked:
             if tp.topic in decoders:
                 models.pop(tp.partition, None)
+                metrics.forget_checkpoint(tp.partition)
 
     @app.agent(source, name="profile")
     async def profile_agent(stream: faust.StreamT[bytes]) -> None:
@@ -107,6 +114,7 @@ def install_engine_agent(
             settings.worker_batch_size, within=settings.worker_batch_seconds
         )
         async for batch in batches:
+            started = time.perf_counter()
             engine = feed.engine()  # the rule set in force for this batch
             live = feed.live
             cache: dict[bytes, CustomerState] = {}
@@ -151,6 +159,7 @@ def install_engine_agent(
                 outputs.extend(step.actions)
                 if step.snapshot is not None:
                     outputs.append(step.snapshot)
+            engine_done = time.perf_counter()
             for key, state in cache.items():
                 with event_context(last_event[key]):
                     states[key] = state.to_bytes()
@@ -166,8 +175,19 @@ def install_engine_agent(
                     with event_context(event):
                         checkpoints[str(partition).encode()] = models[partition].to_bytes()
                     saved_at[partition] = now
+            # Per batch, not per event: a labelled child's inc() takes a lock.
+            for topic, count in Counter(event.message.topic for event in batch).items():
+                metrics.events(topic, count)
+            metrics.batch_events.observe(len(batch))
+            metrics.engine_seconds.observe(engine_done - started)
+            metrics.publish_seconds.observe(time.perf_counter() - engine_done)
 
     return states
+
+
+def _seconds_since(saved_at: dict[int, float], partition: int) -> Callable[[], float]:
+    """Seconds since ``saved_at[partition]`` (monotonic), read when called: at each metrics scrape."""
+    return lambda: time.monotonic() - saved_at.get(partition, time.monotonic())
 
 
 async def _wait_for_rules(feed: ConfigFeed) -> None:

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         default=None, description="clickhouse://user:password@host:9000/db; unset = embedded chdb under home"
     )
     clickhouse_database: str = Field(default="loanwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    profile_api_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/@]+(:\d+)?(/\S*)?$",
+        description="base URL of a worker's profile API the console asks (http://worker:6066); unset = not shown",
+    )
 
     rules_file: Path | None = Field(default=None, description="YAML rule set; unset = built-in defaults")
 
@@ -105,7 +109,22 @@ class Settings(BaseSettings):
     web_host: str = Field(
         default="127.0.0.1", description="host name other workers reach this one by (requests are forwarded there)"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="lowest level logged (Kafka client libraries stay at WARNING unless DEBUG)"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="log lines on stderr: text for terminals, json (one object a line) for shippers"
+    )
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="port of a worker's Prometheus /metrics; 0 = off (suggested 9464)"
+    )
+    writer_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="port of the writer's Prometheus /metrics; 0 = off (suggested 9465)"
+    )
+    metrics_addr: str = Field(
+        default="0.0.0.0",  # noqa: S104 — Prometheus scrapes from another host or container
+        description="interface the /metrics endpoints listen on",
+    )
 
     topics: TopicNames = Field(default_factory=TopicNames)
 

@@ -134,3 +134,18 @@ def test_metric_names_follow_prometheus_conventions() -> None:
 def test_docs_list_every_metric_with_its_type() -> None:
     documented = dict(re.findall(r"^\| `(loanwatch_[a-z_]+)` \| (counter|gauge|histogram) \|", DOC.read_text(), re.M))
     assert documented == _defined_metrics()
+
+
+def test_worker_lag_skips_unknown_highwaters_revoked_partitions_and_other_topics() -> None:
+    from faust.types import TP
+
+    from streams.worker_lag import worker_lags
+
+    def highwater(tp: TP) -> int | None:
+        if tp.partition == 3:
+            raise AssertionError("Partition is not assigned")  # what aiokafka says during a revocation
+        return {0: 50, 1: None, 2: 9}[tp.partition]
+
+    assignment = [TP("in", 0), TP("in", 1), TP("in", 2), TP("in", 3), TP("app-state-changelog", 0)]
+    committed = {TP("in", 0): 20, TP("in", 2): None}
+    assert worker_lags(assignment, highwater, committed, {"in"}) == [("in", 0, 30), ("in", 2, 9)]
