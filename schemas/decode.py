@@ -1,8 +1,9 @@
 """Bytes from Kafka to contract models, and why a message could not be decoded.
 
 ``decode_*`` parse and validate in one pass (``TypeAdapter.validate_json`` on the raw bytes, built once
-here). They raise :class:`EventTooLarge` for payloads over :data:`MAX_EVENT_BYTES` (without parsing them) and
-pydantic's ``ValidationError`` for everything else. :func:`classify_error` turns any such failure into the
+here). They raise :class:`EventTooLarge` for payloads over :data:`MAX_EVENT_BYTES` (without parsing them),
+:class:`NoValue` for a record without a value (a tombstone) and pydantic's ``ValidationError`` for everything
+else; all three are ``ValueError``. :func:`classify_error` turns any such failure into the
 :data:`~schemas.outputs.ErrorKind` and the human-readable reason a :class:`~schemas.outputs.DeadLetter`
 records.
 
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.behavior import BEHAVIOR_ADAPTER, BehaviorEvent
-from schemas.errors import EventTooLarge
+from schemas.errors import EventTooLarge, NoValue
 from schemas.inquiry import INQUIRY_ADAPTER, InquiryEvent
 from schemas.outputs import MAX_REASON_CHARS, ErrorKind, truncate_reason
 from schemas.repayment import REPAYMENT_ADAPTER, RepaymentEvent
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "REPAYMENT_ADAPTER",
     "EventTooLarge",
+    "NoValue",
     "classify_error",
     "decode_behavior",
     "decode_inquiry",
@@ -54,27 +56,32 @@ _JSON_TYPES: Final = {
 }
 
 
-def _check_size(raw: bytes) -> None:
+#: How much of an unknown ``event_type`` a reason repeats: enough to recognise it, never a payload's worth.
+_MAX_TAG_CHARS: Final = 64
+
+
+def _checked(raw: bytes | None) -> bytes:
+    # Kafka hands a tombstone's value over as None: refuse it like any other bad value, never with a TypeError.
+    if raw is None:
+        raise NoValue
     if len(raw) > MAX_EVENT_BYTES:
         raise EventTooLarge(len(raw), MAX_EVENT_BYTES)
+    return raw
 
 
-def decode_behavior(raw: bytes) -> BehaviorEvent:
+def decode_behavior(raw: bytes | None) -> BehaviorEvent:
     """Decode one ``loan.behavior.v1`` message value."""
-    _check_size(raw)
-    return BEHAVIOR_ADAPTER.validate_json(raw)
+    return BEHAVIOR_ADAPTER.validate_json(_checked(raw))
 
 
-def decode_repayment(raw: bytes) -> RepaymentEvent:
+def decode_repayment(raw: bytes | None) -> RepaymentEvent:
     """Decode one ``loan.repayment.v1`` message value."""
-    _check_size(raw)
-    return REPAYMENT_ADAPTER.validate_json(raw)
+    return REPAYMENT_ADAPTER.validate_json(_checked(raw))
 
 
-def decode_inquiry(raw: bytes) -> InquiryEvent:
+def decode_inquiry(raw: bytes | None) -> InquiryEvent:
     """Decode one ``loan.inquiry.v1`` message value."""
-    _check_size(raw)
-    return INQUIRY_ADAPTER.validate_json(raw)
+    return INQUIRY_ADAPTER.validate_json(_checked(raw))
 
 
 def _location(err: ErrorDetails) -> str:
@@ -94,7 +101,8 @@ def _validation_reason(exc: ValidationError, raw: bytes) -> tuple[ErrorKind, str
         if err["type"] == "union_tag_invalid":
             ctx = err.get("ctx") or {}
             expected = str(ctx.get("expected_tags", "")).replace("'", "")
-            return "unknown_event_type", f"unknown_event_type: {ctx.get('tag')!r} is not one of {expected}"
+            tag = truncate_reason(str(ctx.get("tag")), _MAX_TAG_CHARS)
+            return "unknown_event_type", f"unknown_event_type: {tag!r} is not one of {expected}"
     parts = []
     for err in errors:
         if err["type"] in ("dict_type", "model_type", "model_attributes_type") and not err["loc"]:
@@ -117,13 +125,16 @@ def _top_level_kind(raw: bytes) -> str:
 def classify_error(raw: bytes, exc: Exception) -> tuple[ErrorKind, str]:
     """Return the dead-letter kind and a human-readable reason for ``exc``, raised while handling ``raw``.
 
-    Decoding failures map to ``too_large``, ``invalid_utf8``, ``not_json``, ``unknown_event_type`` or
+    Decoding failures map to ``too_large``, ``invalid_utf8``, ``not_json`` (a tombstone too),
+    ``unknown_event_type`` (repeating at most 64 characters of the unknown type) or
     ``validation`` (every pydantic error as ``location: message``, joined by ``; ``). Any other exception
     (a bug or failure after a successful decode) is ``processing`` with its type and message. The reason never
     contains payload values and is at most :data:`~schemas.outputs.MAX_REASON_CHARS` characters long.
     """
     kind: ErrorKind
-    if isinstance(exc, EventTooLarge) or len(raw) > MAX_EVENT_BYTES:
+    if isinstance(exc, NoValue):
+        kind, reason = "not_json", f"not_json: {exc}"
+    elif isinstance(exc, EventTooLarge) or len(raw) > MAX_EVENT_BYTES:
         kind, reason = "too_large", f"too_large: {len(raw)} bytes, over the limit of {MAX_EVENT_BYTES} bytes"
     elif isinstance(exc, ValidationError):
         kind, reason = _validation_reason(exc, raw)

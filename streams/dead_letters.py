@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from schemas.common import MAX_TIME, MIN_TIME
 from schemas.decode import classify_error
 from schemas.outputs import DeadLetter, dead_letter_id_for
+
+_MS = timedelta(milliseconds=1)
 
 
 class MessageLike(Protocol):
@@ -30,10 +33,16 @@ class MessageLike(Protocol):
 
 
 def kafka_time(timestamp_s: float | None) -> datetime:
-    """A Kafka record timestamp (seconds) as a UTC datetime; the clock stands in when a record has none."""
+    """A Kafka record timestamp (seconds) as a UTC datetime; the clock stands in when a record has none.
+
+    A producer sets its records' timestamps, and brokers accept any age by default: a timestamp outside the
+    contracts' range (2000 to 2100) is pinned to the nearest end of it, so the dead letter can still be built
+    and stays the same on a replay.
+    """
     if timestamp_s is None or timestamp_s <= 0:
         return datetime.now(UTC)
-    return datetime.fromtimestamp(timestamp_s, UTC)
+    earliest, latest = MIN_TIME.timestamp(), (MAX_TIME - _MS).timestamp()
+    return datetime.fromtimestamp(min(max(timestamp_s, earliest), latest), UTC)
 
 
 def dead_letter_for(message: MessageLike, exc: Exception, received_at: datetime) -> DeadLetter:
