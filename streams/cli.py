@@ -227,6 +227,23 @@ def tail(
 
 
 @app.command()
+def console(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8088,
+) -> None:
+    """Serve the risk-operations console: live alert feed, per-tier chart, top rules, customer pages."""
+    from streams.clickhouse.errors import ClickHouseError
+    from streams.console.run import run_console
+
+    settings = _settings()
+    try:
+        run_console(settings, host, port, progress=err.print)
+    except ClickHouseError as exc:
+        err.print(f"[red]cannot read ClickHouse[/red]: {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
 def demo(
     duration: Annotated[
         float, typer.Option(min=10, help="stop after this many seconds at the latest")

@@ -1,0 +1,1 @@
+"""The risk-operations console: an aiohttp app over ClickHouse and the profile API (`loanwatch console`)."""
