@@ -378,6 +378,28 @@ def allowlist_show() -> None:
         sys.stdout.write(serde.dumps(entry).decode() + "\n")
 
 
+clickhouse_app = typer.Typer(no_args_is_help=True, help="ClickHouse DDL for a server or a cluster, without connecting.")
+app.add_typer(clickhouse_app, name="clickhouse")
+
+
+@clickhouse_app.command("ddl")
+def clickhouse_ddl(
+    cluster: Annotated[
+        str | None, typer.Option(help="cluster name, or '{cluster}' for each server's macro; unset: one server")
+    ] = None,
+    database: Annotated[str, typer.Option(help="database of the tables")] = "loanwatch",
+    engine_version: Annotated[str, typer.Option(help="the servers' ClickHouse version, e.g. 18.16")] = "24.8",
+) -> None:
+    """Print the tables and analyst views as SQL; with --cluster: replicated local tables, Distributed tables."""
+    from streams.clickhouse.ddl_script import ddl_script
+
+    try:
+        sys.stdout.write(ddl_script(database, engine_version, cluster))
+    except ValueError as exc:
+        err.print(f"[red]cannot render[/red]: {exc}")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def broker(
     port: Annotated[int, typer.Option(help="listener port on 127.0.0.1")] = 9092,
