@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from streams.kafka_check import check_access
 from streams.settings import Settings
 
 _WEEK_MS = 7 * 24 * 3600 * 1000
@@ -69,6 +70,7 @@ def create_topics(
     settings: Settings, progress: Callable[[str], None] = lambda _: None, timeout: float = 30.0
 ) -> list[str]:
     """Create missing topics; check existing ones have enough partitions. Returns the names created."""
+    check_access(settings, timeout=min(timeout, 15.0))  # a refused login fails here, by name, not as a timeout
     admin = AdminClient(settings.confluent_config())
     specs = topic_specs(settings)
     existing = admin.list_topics(timeout=timeout).topics

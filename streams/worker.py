@@ -8,6 +8,7 @@ import logging
 import faust
 
 from streams.app import WorkerCounters, create_app
+from streams.kafka_check import KafkaAccessError, check_access
 from streams.rules_file import load_rules
 from streams.settings import Settings
 
@@ -18,7 +19,16 @@ _REPORT_EVERY_SECONDS = 10.0
 
 
 def run_worker(settings: Settings) -> None:
-    """Build the app from settings and block in the Faust worker until stopped."""
+    """Build the app from settings and block in the Faust worker until stopped.
+
+    Exits with code 1, the reason logged, when Kafka cannot be reached or refuses the credentials: a wrong password
+    is an error at start, not a worker that silently retries.
+    """
+    try:
+        check_access(settings)
+    except KafkaAccessError as exc:
+        log.error("cannot start: %s", exc)
+        raise SystemExit(1) from None
     rules = load_rules(settings.rules_file)
     counters = WorkerCounters()
     app = create_app(settings, rules, counters)
