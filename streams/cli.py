@@ -85,10 +85,18 @@ def worker() -> None:
 @app.command()
 def writer() -> None:
     """Run the ClickHouse writer until Ctrl-C / SIGTERM (buffered rows are inserted before it exits)."""
+    from rich.markup import escape
+
     from streams.clickhouse.connect import open_for_settings
     from streams.clickhouse.writer import ClickHouseWriter
+    from streams.kafka_check import KafkaAccessError, check_access
 
     settings = _settings(needs_kafka=True)
+    try:
+        check_access(settings)  # a refused login is an error now, not a consumer that silently retries
+    except KafkaAccessError as exc:
+        err.print(f"[red]writer not started[/red]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
     stop = _stop_on_signals()
     backend = open_for_settings(settings)
     try:
