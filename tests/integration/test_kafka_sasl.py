@@ -173,10 +173,11 @@ def test_wrong_password_is_refused_clearly_and_in_bounded_time(sasl_broker: Loca
     assert "refused the credentials" in init.stderr
     assert_no_secret(init.stdout + init.stderr, "`loanwatch init` output")
 
-    worker = loanwatch(settings, "worker")
-    assert worker.returncode == 1
-    assert "refused the credentials" in worker.stdout + worker.stderr
-    assert_no_secret(worker.stdout + worker.stderr, "`loanwatch worker` output")
+    for command in ("worker", "writer"):
+        done = loanwatch(settings, command)
+        assert done.returncode == 1, f"loanwatch {command} exited {done.returncode}"
+        assert "refused the credentials" in done.stdout + done.stderr
+        assert_no_secret(done.stdout + done.stderr, f"`loanwatch {command}` output")
 
 
 def test_a_client_without_credentials_cannot_use_the_sasl_listener(sasl_broker: LocalKafka) -> None:
