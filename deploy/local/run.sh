@@ -45,7 +45,7 @@ case "$cmd" in
     say "ruff"
     "$venv/bin/ruff" check .
     say "mypy --strict"
-    "$venv/bin/mypy" --strict schemas detectors streams tests bench
+    "$venv/bin/mypy" --strict schemas detectors streams tests bench examples
     say "pytest"
     exec "$venv/bin/pytest" "$@"
     ;;
