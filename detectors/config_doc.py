@@ -226,7 +226,8 @@ DETECTORS: Final[Mapping[str, DetectorDoc]] = {
             detectors.entities.entity_state,
             "entity_links",
             ("detectors.entities.entity_state",),
-            "Per entity (device, IP, network, bank card, phone) the distinct customers within each horizon; once "
+            "Per entity (device, IP, network, bank card, phone, address book of at least "
+            "`contact_list.min_contacts` contacts) the distinct customers within each horizon; once "
             "an entity has `min_customers` live customers every live pair is a link on `risk.links.v1` (sent "
             "once, refreshed after `refresh_minutes`). Above `max_customers` the entity is public (carrier NAT, "
             "public Wi-Fi) and links nobody. It scores nothing itself: links feed the ring detector.",

@@ -27,8 +27,8 @@ from schemas.ids import PseudoId
 
 __all__ = ["ALLOWLIST_KINDS", "AllowListEntry", "AllowListKind", "allowlist_key"]
 
-AllowListKind = Literal["customer", "device", "ip", "bank_card", "phone"]
-ALLOWLIST_KINDS: Final[tuple[AllowListKind, ...]] = ("customer", "device", "ip", "bank_card", "phone")
+AllowListKind = Literal["customer", "device", "ip", "bank_card", "phone", "contact_list"]
+ALLOWLIST_KINDS: Final[tuple[AllowListKind, ...]] = ("customer", "device", "ip", "bank_card", "phone", "contact_list")
 
 
 def allowlist_key(kind: str, value: str) -> str:
@@ -43,7 +43,7 @@ class AllowListEntry(Contract):
 
     schema_version: SchemaVersion = 1
     kind: AllowListKind = Field(description="What the value names: a customer or an entity kind.")
-    value: PseudoId = Field(description="The customer id, device id, IP, or bank-card / phone hash.")
+    value: PseudoId = Field(description="The customer id, device id, IP, or bank-card / phone / contact-list hash.")
     reason: str = Field(min_length=3, max_length=500, description="Why this exception exists.")
     added_by: str = Field(min_length=1, max_length=128, description="Who is accountable for it.")
     expires_at: EventTime | None = Field(

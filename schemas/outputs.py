@@ -134,9 +134,10 @@ class Reason(Contract):
     threshold: float
 
 
-EntityKind = Literal["device", "ip", "net24", "bank_card", "phone"]
-"""What an entity is: a device, an IP address, its network (IPv4 /24, IPv6 /64), a bank-card or phone hash."""
-ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("device", "ip", "net24", "bank_card", "phone")
+EntityKind = Literal["device", "ip", "net24", "bank_card", "phone", "contact_list"]
+"""What an entity is: a device, an IP address, its network (IPv4 /24, IPv6 /64), a bank-card or phone hash, or
+the hash of an uploaded address book (``contact_list``)."""
+ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("device", "ip", "net24", "bank_card", "phone", "contact_list")
 EntityValue = Annotated[
     str, BeforeValidator(refuse_personal_data), StringConstraints(pattern=r"^[A-Za-z0-9_.:/\-]{1,128}$")
 ]

@@ -1,4 +1,4 @@
-"""The entity agent: behaviour events re-keyed by device / IP / network / card / phone, links between customers.
+"""The entity agent: behaviour events re-keyed by device / IP / network / card / phone / address book, links.
 
 The profile agent already decodes every behaviour event; per micro-batch it sends the entities those events
 carry to the internal topic ``<app>-entity-observations``, one record per target partition (a list of
@@ -59,17 +59,22 @@ def to_contract(link: LinkEvent) -> EntityLink:
 
 
 class EntityFanout:
-    """Collects one batch's entity observations in the profile agent and sends them, one record per partition."""
+    """Collects one batch's entity observations in the profile agent and sends them, one record per partition.
 
-    def __init__(self, topic: faust.TopicT, partitions: int) -> None:
+    ``min_contacts`` reads the smallest address book that names an entity from the rule set in force: only the
+    event carries the book's size, so that threshold applies here, before the entity agent.
+    """
+
+    def __init__(self, topic: faust.TopicT, partitions: int, min_contacts: Callable[[], int]) -> None:
         self._topic = topic
         self._partitions = partitions
+        self._min_contacts = min_contacts
         self._pending: dict[int, list[Observation]] = defaultdict(list)
 
     def add(self, event: BehaviorBase) -> None:
         """Remember the entities ``event`` carries."""
         ts = to_ms(event.ts)
-        for key in entity_keys(event):
+        for key in entity_keys(event, self._min_contacts()):
             p = observation_partition(key.kind, key.value, self._partitions)
             self._pending[p].append((key.kind, key.value, event.customer_id, ts))
 
@@ -166,4 +171,4 @@ def install_entity_agent(
                 if removed:
                     log.info("entity states: %d unused for %d days removed", removed, config.retention_ms // 86_400_000)
 
-    return EntityFanout(topic, settings.partitions)
+    return EntityFanout(topic, settings.partitions, lambda: feed.live.current.entities.contact_list.min_contacts)

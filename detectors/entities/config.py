@@ -6,17 +6,21 @@ and a default, and validation errors name the field, e.g. ``device.max_customers
 
 Defaults, per entity kind (see :class:`KindPolicy`):
 
-========== ============= ============= ============ ================================================================
-kind       min customers max customers link horizon why
-========== ============= ============= ============ ================================================================
-device     2             30            24 h         a phone is personal; a "device" with dozens of customers is a
-                                                    broken id (emulators, a default Android ID), not a ring
-bank_card  2             20            30 d         a card bound by two customers is a hard signal even weeks apart
-phone      2             20            30 d         the same for a bound phone number
-ip         3             20            30 min       addresses are reassigned; only near-simultaneous use counts,
-                                                    and a household of two is normal
-net24      5             40            30 min       a whole /24 (/64): weak, meaningful only in numbers
-========== ============= ============= ============ ================================================================
+============ ============= ============= ============ ================================================================
+kind         min customers max customers link horizon why
+============ ============= ============= ============ ================================================================
+device       2             30            24 h         a phone is personal; a "device" with dozens of customers is a
+                                                      broken id (emulators, a default Android ID), not a ring
+bank_card    2             20            30 d         a card bound by two customers is a hard signal even weeks apart
+phone        2             20            30 d         the same for a bound phone number
+ip           3             20            30 min       addresses are reassigned; only near-simultaneous use counts,
+                                                      and a household of two is normal
+net24        5             40            30 min       a whole /24 (/64): weak, meaningful only in numbers
+contact_list 2             30            30 d         one address book (of at least ``min_contacts`` 20 entries)
+                                                      uploaded by two customers is one operator's; smaller books and
+                                                      the empty book hash alike for strangers and name no entity
+                                                      (see :mod:`detectors.entities.keys`)
+============ ============= ============= ============ ================================================================
 
 Example:
     >>> config = EntityConfig.model_validate({"ip": {"min_customers": 4}})
@@ -34,11 +38,11 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from detectors.decision.config import TierThresholds
-from detectors.entities.keys import EntityKind
+from detectors.entities.keys import MIN_CONTACTS, EntityKind
 from schemas.common import Contract
 from schemas.outputs import Tier
 
-__all__ = ["MINUTE_MS", "EntityConfig", "KindPolicy", "KindWeights", "RingConfig", "TierWeights"]
+__all__ = ["MINUTE_MS", "ContactListPolicy", "EntityConfig", "KindPolicy", "KindWeights", "RingConfig", "TierWeights"]
 
 MINUTE_MS: Final = 60_000
 _MAX_MINUTES: Final = 366 * 1440
@@ -79,6 +83,20 @@ class KindPolicy(Contract):
     def link_horizon_ms(self) -> int:
         """The link horizon in milliseconds."""
         return self.link_horizon_minutes * MINUTE_MS
+
+
+class ContactListPolicy(KindPolicy):
+    """The policy of address-book hashes, and the smallest book that names one."""
+
+    min_contacts: int = Field(
+        default=MIN_CONTACTS,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Contact uploads with fewer contacts than this name no contact_list entity: an empty or tiny address "
+            "book hashes alike for unrelated customers (0: every upload with a hash counts)."
+        ),
+    )
 
 
 class EntityConfig(Contract):
@@ -134,6 +152,11 @@ class EntityConfig(Contract):
         validate_default=True,
         description="Policy for phone hashes.",
     )
+    contact_list: ContactListPolicy = Field(
+        default=ContactListPolicy(min_customers=2, max_customers=30, link_horizon_minutes=43200),
+        validate_default=True,
+        description="Policy for address-book hashes (contact uploads), with the smallest book that counts.",
+    )
 
     @field_validator("horizons_minutes")
     @classmethod
@@ -149,7 +172,7 @@ class EntityConfig(Contract):
             )
         return value
 
-    @field_validator("device", "ip", "net24", "bank_card", "phone")
+    @field_validator("device", "ip", "net24", "bank_card", "phone", "contact_list")
     @classmethod
     def _fits(cls, policy: KindPolicy, info: ValidationInfo) -> KindPolicy:
         capacity = info.data.get("capacity")
@@ -193,6 +216,9 @@ class KindWeights(Contract):
     net24: float = Field(default=0.1, ge=0, le=1, description="Weight of a shared /24 (/64) network.")
     bank_card: float = Field(default=0.8, ge=0, le=1, description="Weight of a shared bank card.")
     phone: float = Field(default=0.7, ge=0, le=1, description="Weight of a shared phone.")
+    contact_list: float = Field(
+        default=0.7, ge=0, le=1, description="Weight of a shared address book (one operator's prepared contacts)."
+    )
 
     def of(self, kind: EntityKind) -> float:
         """The weight of ``kind``."""
@@ -259,12 +285,13 @@ class RingConfig(Contract):
         default=5, ge=1, le=50, description="Entities named in one reason message (the rest are counted)."
     )
     ring_kinds: tuple[EntityKind, ...] = Field(
-        default=("device", "bank_card", "phone"),
+        default=("device", "bank_card", "phone", "contact_list"),
         min_length=1,
         description=(
             "Kinds whose links join customers into rings. Addresses (ip, net24) are left out by default: a mall's "
             "Wi-Fi links hundreds of strangers over a day, and one shared phone among them would make all of them "
-            "one 'device ring'. Their links are still published to risk.links.v1 for analysts."
+            "one 'device ring'. Their links are still published to risk.links.v1 for analysts. An address book "
+            "shared by several customers (contact_list) is one operator's and joins rings."
         ),
     )
 

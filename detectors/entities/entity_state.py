@@ -1,4 +1,4 @@
-"""Per-entity state: which customers used one device / IP / network / card / phone, and the links that follow.
+"""Per-entity state: which customers used one device / IP / network / card / phone / address book, and the links.
 
 One :class:`EntityState` per entity key ``(kind, value)``; the stream layer re-keys behaviour events by entity,
 keeps the state in a table and calls ``observe(state, customer_id, ts_ms, config) -> (state, events)``

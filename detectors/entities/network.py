@@ -55,7 +55,7 @@ class OfflineNetwork:
     def observe(self, event: BehaviorBase) -> None:
         """Record the entities ``event`` carries (links wait for :meth:`step`)."""
         ts = to_ms(event.ts)
-        for key in entity_keys(event):
+        for key in entity_keys(event, self.entity_config.contact_list.min_contacts):
             state = self.states.get(key) or EntityState(key)
             state, out = observe(state, event.customer_id, ts, self.entity_config, self.allow)
             self.states[key] = state

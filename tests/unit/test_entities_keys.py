@@ -83,7 +83,7 @@ def test_other_profile_changes_carry_no_extra_key(field: str, value: str | None)
 def test_order_and_kinds_are_fixed() -> None:
     keys = entity_keys(event("profile_change", field="bank_card", new_value_hash="h_1"))
     assert [k.kind for k in keys] == ["device", "ip", "net24", "bank_card"]
-    assert set(ENTITY_KINDS) == {"device", "ip", "net24", "bank_card", "phone"}
+    assert set(ENTITY_KINDS) == {"device", "ip", "net24", "bank_card", "phone", "contact_list"}
 
 
 # ---- configuration ----------------------------------------------------------------------------------------------
@@ -99,6 +99,7 @@ def test_entity_config_defaults() -> None:
     assert config.horizons_minutes == (30, 1440, 43200) and config.capacity == 64
     assert {k: (config.policy(k).min_customers, config.policy(k).max_customers) for k in ENTITY_KINDS} == {
         "device": (2, 30), "ip": (3, 20), "net24": (5, 40), "bank_card": (2, 20), "phone": (2, 20),
+        "contact_list": (2, 30),
     }
     assert config.retention_ms == 30 * 86_400_000
 

@@ -149,7 +149,7 @@ def test_memory_is_bounded_and_overflow_is_counted() -> None:
 def test_saturated_entity_is_public_even_with_few_remembered_customers() -> None:
     config = EntityConfig(capacity=4, device={"max_customers": 4}, ip={"max_customers": 4},
                           net24={"min_customers": 2, "max_customers": 4}, bank_card={"max_customers": 4},
-                          phone={"max_customers": 4})  # fmt: skip
+                          phone={"max_customers": 4}, contact_list={"max_customers": 4})  # fmt: skip
     state, outs = feed(EntityKey("net24", "10.0.0.0/24"), [(c, T0) for c in customers(6)], config)
     [public] = publics(outs)
     # The fifth customer overflows capacity: four remembered, one forgotten within the horizon, so "at least 4".
