@@ -6,6 +6,7 @@ native protocol on a free port (no HTTP port: nothing here uses it). Nothing hap
 Layout under ``home`` (e.g. ``.loanwatch/clickhouse-server``)::
 
     config.xml, users.xml   written on every start
+    users.d/                the ``users_d`` folder's ``*.xml`` files, copied on every start (more users)
     data/                   databases and tables (kept across restarts unless ``fresh``)
     tmp/, user_files/, format_schemas/
     log/                    clickhouse-server.log, clickhouse-server.err.log, stdout.log (the process output)
@@ -128,7 +129,8 @@ class LocalClickHouseServer:
 
     ``port=None`` picks a free port at each start. ``url`` is what
     :func:`streams.clickhouse.backend.open_backend` takes. The server gets SIGTERM if the process that started
-    it dies (Linux), so it never outlives a test run.
+    it dies (Linux), so it never outlives a test run. ``users_d`` is a folder of users.d XML files (such as
+    ``deploy/clickhouse/users.d``) that the server merges into its users, beside the password-less ``default``.
     """
 
     def __init__(
@@ -138,8 +140,10 @@ class LocalClickHouseServer:
         *,
         progress: Callable[[str], None] | None = None,
         command: Sequence[str] | None = None,
+        users_d: Path | None = None,
     ) -> None:
         self.home = Path(home).absolute()
+        self._users_d = users_d
         self.data_dir = self.home / "data"
         self.log_dir = self.home / "log"
         self.config_path = self.home / "config.xml"
@@ -246,6 +250,13 @@ class LocalClickHouseServer:
         config = _config_xml(self.home, self.users_path, port, self._display_name)
         self.config_path.write_text(config, encoding="utf-8")
         self.users_path.write_text(_USERS_XML, encoding="utf-8")
+        # The server merges users.d/*.xml next to users.xml; a fresh copy each start drops files removed since.
+        merged = self.home / "users.d"
+        shutil.rmtree(merged, ignore_errors=True)
+        if self._users_d is not None:
+            merged.mkdir()
+            for source in sorted(Path(self._users_d).glob("*.xml")):
+                shutil.copyfile(source, merged / source.name)
 
     def _launch(self, command: Sequence[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
