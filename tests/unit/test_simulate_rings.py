@@ -1,8 +1,9 @@
 """Group scenarios (fraud rings and their decoys), checked from the decoded records themselves.
 
 The links between customers are recomputed here from the events (devices and IPs of sessions, card and phone
-hashes of profile changes) with a union-find, independently of the generator, and compared with the ground truth
-(:attr:`Traffic.groups` and the members' episodes).
+hashes of profile changes, hashes of address books big enough to name an entity) with a union-find,
+independently of the generator, and compared with the ground truth (:attr:`Traffic.groups` and the members'
+episodes).
 """
 
 from __future__ import annotations
@@ -18,13 +19,22 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.behavior import Drawdown, LimitQuery, LoanApplication, Login, ProfileChange
+from detectors.entities.keys import MIN_CONTACTS
+from schemas.behavior import ContactUpload, Drawdown, LimitQuery, LoanApplication, Login, ProfileChange
 from schemas.common import to_ms
 from schemas.ids import IpAddress, PseudoId
 from streams.evaluate import load_episodes, write_labels
 from streams.simulate.model import DECOY_SCENARIO_NAMES, GROUP_SCENARIO_NAMES, SCENARIO_NAMES, scenario_of
 from streams.simulate.scenarios import DEFAULT_SCENARIO_SHARES
-from streams.simulate.scenarios.rings import MAX_RING, MAX_WIFI, MIN_RING, MIN_WIFI, RING_PATTERNS, InjectedGroup
+from streams.simulate.scenarios.rings import (
+    EMPTY_BOOK_HASH,
+    MAX_RING,
+    MAX_WIFI,
+    MIN_RING,
+    MIN_WIFI,
+    RING_PATTERNS,
+    InjectedGroup,
+)
 from streams.simulate.traffic import SimConfig, SimRecord, Traffic
 from tests.unit.test_simulate_scenarios_properties import DECODERS, Event
 
@@ -88,6 +98,8 @@ class Links:
                     self.users["ip", event.ip].add(customer)
             if isinstance(event, ProfileChange) and event.field in ("bank_card", "phone") and event.new_value_hash:
                 self.users[event.field, event.new_value_hash].add(customer)
+            if isinstance(event, ContactUpload) and event.contacts_hash and event.contacts_count >= MIN_CONTACTS:
+                self.users["contact_list", event.contacts_hash].add(customer)
         for customers in self.users.values():
             first, *rest = customers
             for other in rest:
@@ -157,14 +169,16 @@ def test_each_ring_is_one_component_of_exactly_its_members(day: Run, links: Link
             assert links.users[entity.kind, entity.value] == set(entity.members), entity
             assert len(entity.members) >= 2
         assert set().union(*(e.members for e in ring.shared_entities)) == members
-        kinds = Counter(e.kind for e in ring.shared_entities)
+        pattern = [e for e in ring.shared_entities if e.kind != "contact_list"]  # a shared book comes on top
+        assert set().union(*(e.members for e in pattern)) == members
+        kinds = Counter(e.kind for e in pattern)
         if ring.pattern == "star":
-            assert len(ring.shared_entities) == 1 and set(ring.shared_entities[0].members) == members
+            assert len(pattern) == 1 and set(pattern[0].members) == members
             assert set(kinds) <= {"device", "bank_card"}
         elif ring.pattern == "chain":
             # Pairs of neighbours: connected only transitively (no entity spans the ring unless it has 2 members).
-            assert all(len(e.members) == 2 for e in ring.shared_entities)
-            assert len(ring.shared_entities) == len(members) - 1
+            assert all(len(e.members) == 2 for e in pattern)
+            assert len(pattern) == len(members) - 1
         else:
             assert set(kinds) == {"device", "ip"}
         # A member touches at most one shared device, one shared IP, one shared card or phone.
@@ -191,7 +205,8 @@ def test_active_members_apply_and_draw_together_quiet_ones_only_log_in(day: Run)
             if member in ring.quiet_members:
                 quiet_total += 1
                 assert not [e for e in events if isinstance(e, LoanApplication | Drawdown)]
-                assert {e.event_type for e in labelled} <= {"login", "page_view", "limit_query", "profile_change"}
+                quiet_types = {"login", "page_view", "limit_query", "profile_change", "contact_upload"}
+                assert {e.event_type for e in labelled} <= quiet_types
                 assert any(isinstance(e, LimitQuery) for e in labelled)
                 continue
             active_total += 1
@@ -233,14 +248,63 @@ def test_family_decoys(day: Run, links: Links) -> None:
     assert len(families) == 30
     for family in families:
         assert len(family.members) == 2 and family.pattern == "household"
-        device, home = sorted(family.shared_entities, key=lambda e: e.kind)
+        device, home = sorted((e for e in family.shared_entities if e.kind != "contact_list"), key=lambda e: e.kind)
         assert (device.kind, home.kind) == ("device", "ip")
         for member in family.members:
             labelled = day.labelled(member)
             assert device.value in {e.device_id for e in labelled} and {e.ip for e in labelled} == {home.value}
-            assert {e.event_type for e in labelled} <= {"login", "page_view", "limit_query"}
+            assert {e.event_type for e in labelled} <= {"login", "page_view", "limit_query", "contact_upload"}
         assert links.component(family.members[0]) == set(family.members)
         assert _one_session_at_a_time(day, family.members, device.value)
+
+
+def uploads(day: Run, member: str) -> list[ContactUpload]:
+    return [e for e in day.labelled(member) if isinstance(e, ContactUpload)]
+
+
+def test_some_rings_share_one_address_book_uploaded_by_half_or_more(day: Run, links: Links) -> None:
+    rings = day.groups("fraud_ring")
+    booked = [r for r in rings if any(e.kind == "contact_list" for e in r.shared_entities)]
+    assert 0.2 * len(rings) <= len(booked) <= 0.7 * len(rings)
+    assert {r.pattern for r in booked} == set(RING_PATTERNS)  # on top of every pattern
+    for ring in booked:
+        (book,) = [e for e in ring.shared_entities if e.kind == "contact_list"]
+        assert 2 * len(book.members) >= len(ring.members) and len(book.members) >= 2
+        assert links.users["contact_list", book.value] == set(book.members)
+        counts = set()
+        for member in ring.members:
+            mine = uploads(day, member)
+            if member not in book.members:
+                assert not mine
+                continue
+            (upload,) = mine
+            counts.add(upload.contacts_count)
+            assert upload.contacts_hash == book.value
+            # Right after the login of the member's first scripted session, on its device.
+            first = day.labelled(member)[:2]
+            assert isinstance(first[0], Login) and first[1] == upload and first[0].device_id == upload.device_id
+        (count,) = counts  # one book: one size
+        assert count >= 2 * MIN_CONTACTS
+
+
+def test_families_upload_identical_small_or_empty_books_that_name_no_entity(day: Run, links: Links) -> None:
+    families = day.groups("decoy_family")
+    books = {f.group_id: [e for e in f.shared_entities if e.kind == "contact_list"] for f in families}
+    booked = [f for f in families if books[f.group_id]]
+    assert 0.3 * len(families) <= len(booked) <= 0.9 * len(families)
+    empty = [f for f in booked if books[f.group_id][0].value == EMPTY_BOOK_HASH]
+    assert len(empty) >= 3 and len(booked) - len(empty) >= 3  # both kinds, the empty hash across families
+    for family in families:
+        seen = [u for m in family.members for u in uploads(day, m)]
+        if family not in booked:
+            assert not seen
+            continue
+        (book,) = books[family.group_id]
+        assert len(seen) == 2 and {u.customer_id for u in seen} == set(family.members)
+        assert {u.contacts_hash for u in seen} == {book.value} and len({u.contacts_count for u in seen}) == 1
+        count = seen[0].contacts_count
+        assert count < MIN_CONTACTS and (count == 0) == (book.value == EMPTY_BOOK_HASH)
+        assert ("contact_list", book.value) not in links.users  # too small to name an entity
 
 
 def _one_session_at_a_time(day: Run, members: Iterable[str], device: str) -> bool:

@@ -21,9 +21,11 @@ Group scenarios (:mod:`~streams.simulate.scenarios.rings`; share = customers tak
 group in its ``details``), drawn after all the above from the customers still ordinary and not drifted:
 
 * ``fraud_ring`` (1.25 %): rings of 3-30 customers linked through shared devices, IPs, card and phone hashes (star,
-  chain or mixed); active members apply and draw within a few hours of each other, quiet ones only log in.
+  chain or mixed), some also through one address book uploaded by several members; active members apply and draw
+  within a few hours of each other, quiet ones only log in.
 * ``decoy_public_wifi`` (3 %): 100-300 unrelated ordinary customers behind one public address within a day.
-* ``decoy_family`` (0.5 %): couples sharing one device and one home address, behaving normally.
+* ``decoy_family`` (0.5 %): couples sharing one device and one home address, behaving normally; many upload
+  identical empty or tiny address books.
 """
 
 from __future__ import annotations

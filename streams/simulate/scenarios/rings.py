@@ -10,6 +10,10 @@ three patterns:
 * ``mixed``: a few devices, each shared by a subset, and IPs shared by members of different subsets (and by a
   few members with no shared device) that tie the subsets together.
 
+In about 40 % of the rings (any pattern) the operator also loads one prepared address book (40-400 contacts,
+one ``contacts_hash``) into half or more of the members' accounts: a ``contact_upload`` right after the login
+of their first scripted session.
+
 About 70 % of the members are active: within an organised window of 20 minutes to 4 hours each applies for a
 loan (mostly the same product and amount) and, in a later session, draws 55-78 % of the available limit. The
 others are quiet (养号): one session with the shared entity (a login, a look at the limit, the binding of the
@@ -20,8 +24,11 @@ ordinary customer (its own devices and addresses, its repayments and inquiries).
 ``decoy_public_wifi``: 100-300 unrelated ordinary customers each open the app once through one busy public
 address within a day: a mall's Wi-Fi (TEST-NET-3, 203.0.113.0/24, 10:00-22:00 local if the span allows) or a
 carrier-grade NAT gateway (100.64.0.0/10). ``decoy_family``: two customers (a couple) share one device and one
-home address over a few ordinary sessions. Neither decoy applies, draws or changes anything in its sessions:
-a ring detector must not alert on them.
+home address over a few ordinary sessions; in about 60 % of the couples both upload their address book in their
+first session, and the two books hash alike: either both are empty (no contacts readable: the one hash of the
+empty set, :data:`EMPTY_BOOK_HASH`, shared with every other empty book of the run) or both hold the same handful
+of family numbers (1-12 contacts). Neither decoy applies, draws or changes anything in its sessions: a ring
+detector must not alert on them, and small or empty books must not link anybody.
 
 Every member of every group has its own episode (``ep<seed>-<scenario>-<customer id>``) whose labelled records
 are its scripted sessions; ``details`` describe the whole group (:meth:`InjectedGroup.details`) plus the
@@ -43,6 +50,7 @@ from streams.simulate.rhythm import HOUR_MS, MINUTE_MS, SECOND_MS, daytime_ms
 from streams.simulate.scenarios.base import EpisodePlan, Placement, StreamContext, drawdown, share_of
 
 __all__ = [
+    "EMPTY_BOOK_HASH",
     "MAX_RING",
     "MIN_RING",
     "RING_PATTERNS",
@@ -66,15 +74,22 @@ _FAMILY_GAP_MS: Final = 8 * MINUTE_MS  # between two sessions on the family's sh
 _MALL_HOURS: Final = (10, 22)  # China time
 _TEST_NET_3: Final = tuple(f"203.0.113.{n}" for n in range(1, 255))
 
-EntityKind = Literal["device", "ip", "bank_card", "phone"]
-ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("device", "ip", "bank_card", "phone")
-StepKind = Literal["login", "page", "limit_query", "profile_change", "application", "drawdown"]
+_BOOK_RING_SHARE: Final = 0.4  # rings whose operator loads one address book into several members' accounts
+_RING_BOOK_CONTACTS: Final = (40, 400)  # a prepared book looks real: well above any small-book threshold
+_FAMILY_BOOK_SHARE: Final = 0.6  # couples who both upload their (identical, empty or tiny) address book
+_FAMILY_BOOK_CONTACTS: Final = (1, 12)
+EMPTY_BOOK_HASH: Final = "h_e3b0c44298fc1c14"  # the hash of the empty set (SHA-256 of nothing), the same for all
+
+EntityKind = Literal["device", "ip", "bank_card", "phone", "contact_list"]
+ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("device", "ip", "bank_card", "phone", "contact_list")
+_CHAIN_KINDS: Final[tuple[EntityKind, ...]] = ("device", "ip", "bank_card", "phone")  # a book comes on top
+StepKind = Literal["login", "page", "limit_query", "profile_change", "contact_upload", "application", "drawdown"]
 Role = Literal["active", "quiet", "decoy"]
 
 
 @dataclass(frozen=True, slots=True)
 class SharedEntity:
-    """An entity several customers of a group use: a device or IP in their sessions, a card or phone hash bound."""
+    """An entity several customers of a group use: a session's device or IP, a bound card or phone, a book uploaded."""
 
     kind: EntityKind
     value: str
@@ -125,7 +140,8 @@ class Step:
     product: str | None = None  # page views of a product page
     method: LoginMethod = "sms"  # logins
     changed: ProfileField = "bank_card"  # profile changes: which field
-    value_hash: str = ""  # profile changes: the hash of the new value
+    value_hash: str = ""  # profile changes: the hash of the new value; contact uploads: the book's hash
+    contacts: int = 0  # contact uploads: the book's size
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +197,8 @@ class GroupMemberPlan(EpisodePlan):
                     out.append(em.limit_query(s, at, ctx.c.available))
                 elif step.what == "profile_change":
                     out.append(em.profile_change(s, at, step.changed, step.value_hash))
+                elif step.what == "contact_upload":
+                    out.append(em.contact_upload(s, at, step.contacts, step.value_hash))
                 elif step.what == "application":
                     out.append(em.application(s, at, self.product, hex_id(rng, "a"), self.amount, self.term_months))
                 else:
@@ -325,7 +343,7 @@ def _chain(rng: random.Random, k: int) -> Links:
     for n in range(k - 1):
         allowed = [
             kind
-            for kind in ENTITY_KINDS
+            for kind in _CHAIN_KINDS
             if kind != previous and not (previous in ("bank_card", "phone") and kind in ("bank_card", "phone"))
         ]
         kind = rng.choice(allowed)
@@ -393,7 +411,7 @@ def _plan_ring(
                 device[p] = value
             elif kind == "ip":
                 ip[p] = value
-            else:
+            elif kind in ("bank_card", "phone"):  # the links drawn here never hold an address book
                 bound[p] = (kind, value)
         entities.append(SharedEntity(kind, value, tuple(sorted(ids[p] for p in positions))))
     quiet_count = min(k - 2, int(k * QUIET_SHARE + rng.random()))
@@ -440,6 +458,13 @@ def _plan_ring(
             draw_share=round(rng.uniform(*RING_DRAW_SHARE), 3),
         )
     _one_at_a_time(rng, sessions, device, place.latest)
+    # Its own stream of draws: adding address books moves nothing else of the ring.
+    book = _ring_book(seeded_rng(seed, "fraud_ring_book", ring_id), k)
+    if book is not None:
+        contacts, value, uploaders = book
+        for p in uploaders:
+            sessions[p][0] = _with_upload(sessions[p][0], contacts, value)
+        entities.append(SharedEntity("contact_list", value, tuple(sorted(ids[p] for p in uploaders))))
     for p, plan in plans.items():
         done = tuple(sessions[p])
         plans[p] = replace(plan, start_ms=done[0].steps[0].ts_ms, end_ms=done[-1].end_ms, sessions=done)
@@ -484,6 +509,21 @@ def _one_at_a_time(
             free_at = session.end_ms
         if free_at is not None and free_at <= latest:
             sessions.update(moved)
+
+
+def _ring_book(rng: random.Random, k: int) -> tuple[int, str, list[int]] | None:
+    """The ring's shared address book, if it has one: size, hash and the uploaders (positions, half or more)."""
+    if rng.random() >= _BOOK_RING_SHARE:
+        return None
+    uploaders = sorted(rng.sample(range(k), rng.randint(max(2, -(-k // 2)), k)))
+    return rng.randint(*_RING_BOOK_CONTACTS), hex_id(rng, "h"), uploaders
+
+
+def _with_upload(session: ScriptedSession, contacts: int, value: str) -> ScriptedSession:
+    """``session`` with an address-book upload a second after its login (the permission prompt of a new login)."""
+    login, *rest = session.steps
+    upload = Step(login.ts_ms + SECOND_MS, "contact_upload", value_hash=value, contacts=contacts)
+    return replace(session, steps=(login, upload, *rest))
 
 
 def _shift(steps: Sequence[Step], at: int) -> tuple[Step, ...]:
@@ -638,6 +678,10 @@ def _plan_family(
         shared = n < 2 or rng.random() < 0.7
         steps = _browse_steps(rng, "password" if shared else rng.choice(("password", "biometric", "sms")))
         sessions[partner].append(ScriptedSession(_shift(steps, at), device if shared else None, home))
+    book = _family_book(seeded_rng(seed, "decoy_family_book", group_id))
+    if book is not None:  # both partners, in their first session
+        for partner_sessions in sessions:
+            partner_sessions[0] = _with_upload(partner_sessions[0], *book)
     plans: dict[int, FamilyPlan] = {}
     for partner, index in enumerate(pair):
         mine = tuple(sessions[partner])
@@ -652,9 +696,22 @@ def _plan_family(
         "household",
         ids,
         (),
-        (SharedEntity("device", device, ids), SharedEntity("ip", home, ids)),
+        (
+            SharedEntity("device", device, ids),
+            SharedEntity("ip", home, ids),
+            *([SharedEntity("contact_list", book[1], ids)] if book is not None else []),
+        ),
         min(p.start_ms for p in plans.values()),
         max(p.end_ms for p in plans.values()),
     )
     out.groups.append(group)
     out.by_customer.update({i: replace(plan, group=group) for i, plan in plans.items()})
+
+
+def _family_book(rng: random.Random) -> tuple[int, str] | None:
+    """The couple's identical address book, if they upload one: empty (one hash for all) or a few family numbers."""
+    if rng.random() >= _FAMILY_BOOK_SHARE:
+        return None
+    if rng.random() < 0.5:
+        return 0, EMPTY_BOOK_HASH
+    return rng.randint(*_FAMILY_BOOK_CONTACTS), hex_id(rng, "h")
