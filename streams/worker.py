@@ -9,6 +9,7 @@ import faust
 
 from streams.app import WorkerCounters, create_app
 from streams.kafka_check import KafkaAccessError, check_access
+from streams.metrics import WorkerMetrics, start_exporter
 from streams.rules_file import load_rules
 from streams.settings import Settings
 
@@ -31,7 +32,10 @@ def run_worker(settings: Settings) -> None:
         raise SystemExit(1) from None
     rules = load_rules(settings.rules_file)
     counters = WorkerCounters()
-    app = create_app(settings, rules, counters)
+    metrics = WorkerMetrics(settings.app_id)
+    app = create_app(settings, rules, counters, metrics)
+    if settings.worker_metrics_port:
+        start_exporter(metrics.registry, settings.worker_metrics_port, settings.metrics_addr)
 
     @app.timer(interval=_REPORT_EVERY_SECONDS)  # type: ignore[untyped-decorator]
     async def report() -> None:
@@ -48,5 +52,10 @@ def run_worker(settings: Settings) -> None:
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, loop=loop, redirect_stdouts=False)
+    # override_logging=False keeps the handler `loanwatch` set up (text or JSON, secrets masked) in place of
+    # mode's coloured one; without that handler Faust's start-up spinner would only write cursor codes to stdout.
+    worker = faust.Worker(
+        app, loglevel=settings.log_level, quiet=True, loop=loop, redirect_stdouts=False, override_logging=False
+    )
+    worker.spinner = None
     worker.execute_from_commandline()
