@@ -357,7 +357,7 @@ def allowlist_push(file: Annotated[Path, typer.Argument(dir_okay=False, help="YA
 
 @allowlist_app.command("remove")
 def allowlist_remove(
-    kind: Annotated[str, typer.Argument(help="customer, device, ip, bank_card or phone")],
+    kind: Annotated[str, typer.Argument(help="customer, device, ip, bank_card, phone or contact_list")],
     values: Annotated[list[str], typer.Argument(help="the ids to remove")],
 ) -> None:
     """Remove entries (a tombstone per entry)."""
