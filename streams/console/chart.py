@@ -122,9 +122,11 @@ def _frame(title: str, y_top: float, y_format: str, x_labels: Sequence[tuple[flo
             f'<text class="y-label" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
             f"{escape(format(value, y_format))}</text>"
         )
-    for x, text in x_labels:
+    for n, (x, text) in enumerate(x_labels):
+        # The outer labels grow inwards, so they stay inside the picture.
+        anchor = "start" if n == 0 and len(x_labels) > 1 else "end" if n == len(x_labels) - 1 > 0 else "middle"
         parts.append(
-            f'<text class="x-label" x="{x:.1f}" y="{_HEIGHT - 12}" text-anchor="middle" font-size="11">'
+            f'<text class="x-label" x="{x:.1f}" y="{_HEIGHT - 12}" text-anchor="{anchor}" font-size="11">'
             f"{escape(text)}</text>"
         )
     return parts
