@@ -115,6 +115,7 @@ def test_the_writer_inserts_through_the_writer_but_cannot_change_the_schema(
         refused(writer_backend, f"CREATE TABLE {DATABASE}.x (a UInt8) ENGINE = Memory", DDL_PROHIBITED)
         refused(writer_backend, f"ALTER TABLE {DATABASE}.alerts DELETE WHERE 1", DDL_PROHIBITED)
         refused(writer_backend, f"TRUNCATE TABLE {DATABASE}.alerts", DDL_PROHIBITED)
+        refused(writer_backend, f"OPTIMIZE TABLE {DATABASE}.alerts FINAL", DDL_PROHIBITED)
         refused(writer_backend, "SET allow_ddl = 1", DDL_PROHIBITED)
         with pytest.raises(ClickHouseQueryError, match="Access denied"):
             writer_backend.query("SELECT count() FROM default.nothing_here")
@@ -147,6 +148,8 @@ def test_the_analyst_reads_every_view_and_can_change_nothing(users: Users, tmp_p
         refused(analyst, f"CREATE TABLE {DATABASE}.x (a UInt8) ENGINE = Memory", READONLY)
         refused(analyst, f"CREATE VIEW {DATABASE}.v AS SELECT 1", READONLY)
         refused(analyst, "SET readonly = 0", READONLY)
+        with pytest.raises(ClickHouseQueryError, match="Access denied"):
+            analyst.query("SELECT count() FROM default.nothing_here")
     finally:
         analyst.close()
 
