@@ -9,8 +9,8 @@ Input contracts (events producers send, the rule set and allow-list entries oper
 pydantic's ``validation`` mode: they describe everything the decoder accepts, e.g. a timestamp as ISO-8601 *or*
 epoch milliseconds. The rule set is :class:`detectors.engine.EngineConfig`: each detector owns its
 configuration, so this generator, not the contracts, imports it. Output contracts (alerts, limit actions,
-profiles, dead letters, and the profile API's responses) are generated in ``serialization`` mode: they describe exactly what consumers receive,
-e.g. ``2026-01-05T09:00:00.250Z``.
+profiles, dead letters, and the profile API's responses) are generated in ``serialization`` mode: they describe
+exactly what consumers receive, e.g. ``2026-01-05T09:00:00.250Z``.
 """
 
 from __future__ import annotations
