@@ -156,19 +156,23 @@ def hostile_value(kind: HostileKind, event: dict[str, Any], rng: random.Random) 
 
 
 def hostile_records(
-    templates: Sequence[tuple[str, bytes]], count: int, partitions: int, rng: random.Random
+    templates: Sequence[tuple[str, bytes]],
+    count: int,
+    partitions: int,
+    rng: random.Random,
+    kinds: Sequence[HostileKind] = HOSTILE_KINDS,
 ) -> Iterator[HostileRecord]:
-    """``count`` hostile records, each kind in turn, built from randomly chosen ``(topic, valid value)`` templates.
+    """``count`` hostile records, ``kinds`` in turn, built from randomly chosen ``(topic, valid value)`` templates.
 
     Records go to every partition in turn; about one in eight has a key that is not UTF-8 and one in twenty a
     Kafka timestamp outside the contracts' time range. A template's topic is kept, so every input topic gets
-    the hostile versions of its own events.
+    the hostile versions of its own events. Repeat a kind in ``kinds`` to weigh it (900 KiB records are costly).
     """
-    if not templates:
-        raise ValueError("need at least one valid event to break")
+    if not templates or not kinds:
+        raise ValueError("need at least one valid event to break and one kind of breaking it")
     for n in range(count):
         topic, raw = rng.choice(templates)
-        kind = HOSTILE_KINDS[n % len(HOSTILE_KINDS)]
+        kind = kinds[n % len(kinds)]
         event = serde.loads(raw)
         key: bytes | None = str(event.get("customer_id", "")).encode()
         roll = rng.random()
