@@ -42,7 +42,7 @@ def _settings(*, needs_kafka: bool = False, **overrides: object) -> Settings:
             "(`loanwatch demo` does all of this by itself)."
         )
         raise typer.Exit(2)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
@@ -85,11 +85,14 @@ def worker() -> None:
 @app.command()
 def writer() -> None:
     """Run the ClickHouse writer until Ctrl-C / SIGTERM (buffered rows are inserted before it exits)."""
+    import logging
+
     from rich.markup import escape
 
     from streams.clickhouse.connect import open_for_settings
     from streams.clickhouse.writer import ClickHouseWriter
     from streams.kafka_check import KafkaAccessError, check_access
+    from streams.metrics import WriterMetrics, start_exporter
 
     settings = _settings(needs_kafka=True)
     try:
@@ -98,12 +101,17 @@ def writer() -> None:
         err.print(f"[red]writer not started[/red]: {escape(str(exc))}")
         raise typer.Exit(1) from None
     stop = _stop_on_signals()
+    metrics = WriterMetrics(settings.writer_group)
+    port = settings.writer_metrics_port
+    exporter = start_exporter(metrics.registry, port, settings.metrics_addr) if port else None
     backend = open_for_settings(settings)
     try:
-        stats = ClickHouseWriter(settings, backend, progress=None).run(stop)
+        stats = ClickHouseWriter(settings, backend, progress=None, metrics=metrics).run(stop)
     finally:
         backend.close()
-    err.print(f"writer stopped: {stats}")
+        if exporter is not None:
+            exporter.close()
+    logging.getLogger("loanwatch.writer").info("writer stopped: %s", stats)  # a log line: JSON when logs are
 
 
 @app.command()
