@@ -160,7 +160,13 @@ RowsBuilder = Callable[[Record, datetime], TableRows]
 
 
 def event_row(decode: Callable[[bytes], Any]) -> RowBuilder:
-    """A builder for raw input events; invalid ones give None (the worker dead-letters them)."""
+    """A builder for input events; invalid ones give None (the worker dead-letters them).
+
+    The payload is the decoded event written back in its canonical form, not the record's bytes: a JSON object
+    may repeat a key, the last value wins in the decoder, and the bytes would still carry the earlier values
+    that were never checked (a raw phone number shadowed by a pseudonymous id). What is stored is exactly what
+    passed the contract.
+    """
 
     def build(record: Record, now: datetime) -> Row | None:
         try:
@@ -176,7 +182,7 @@ def event_row(decode: Callable[[bytes], Any]) -> RowBuilder:
             record.topic,
             record.partition,
             record.offset,
-            record.value.decode("utf-8"),
+            serde.dumps(event).decode(),
             now,
         )
 

@@ -8,13 +8,16 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import serde
+from schemas.decode import decode_behavior
 from schemas.entities import EntityLink, EntityRef, RingSnapshot, entity_link_id
 from streams.clickhouse.rows import (
     CUSTOMER_LINK_COLUMNS,
+    EVENT_COLUMNS,
     LINK_COLUMNS,
     RING_COLUMNS,
     RING_MEMBER_COLUMNS,
     Record,
+    event_row,
     link_rows,
     ring_rows,
 )
@@ -168,3 +171,23 @@ def test_an_unreadable_ring_raises_before_any_row_is_made() -> None:
         ring_rows(record("risk.rings.v1", b'{"ring_id": "not-hex", "size": 1}'), NOW)
     with pytest.raises(ValidationError):
         ring_rows(record("risk.rings.v1", b"\xff\xfe not utf-8"), NOW)
+
+
+def test_an_event_row_stores_what_passed_the_contract_not_a_shadowed_duplicate_key() -> None:
+    # JSON lets a key repeat and the decoder keeps the last value; the earlier one (a raw mobile number here)
+    # was never checked and must not reach the events table through the payload.
+    raw = (
+        b'{"event_type":"login","event_id":"e_dup_1","customer_id":"13800138000","customer_id":"c_000777",'
+        b'"ts":1767603600250,"device_id":"d_1","ip":"203.0.113.9","channel":"app_android","method":"sms",'
+        b'"success":true}'
+    )
+    row = event_row(decode_behavior)(record("loan.behavior.v1", raw), NOW)
+    assert row is not None
+    stored = as_dict(EVENT_COLUMNS, row)
+    assert stored["customer_id"] == "c_000777"
+    assert "13800138000" not in str(stored["payload"])
+    assert decode_behavior(str(stored["payload"]).encode()) == decode_behavior(raw)
+
+
+def test_an_undecodable_event_gives_no_row() -> None:
+    assert event_row(decode_behavior)(record("loan.behavior.v1", b'{"event_type":"login"'), NOW) is None
