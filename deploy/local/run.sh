@@ -18,6 +18,8 @@ command -v clickhouse-server >/dev/null 2>&1 || need_apt+=(clickhouse-server cli
 # The console's browser test drives Debian's chromium; a CJK font draws the tier labels (提示 关注 预警).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
+# The TLS settings' tests make a certificate and an encrypted key with the openssl tool.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing system packages: ${need_apt[*]}"
