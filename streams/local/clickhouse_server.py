@@ -92,7 +92,13 @@ def _free_port(exclude: frozenset[int] = frozenset()) -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Tell whether the server could bind ``127.0.0.1:port``.
+
+    With SO_REUSEADDR, as the server binds: connections of a server just stopped linger in TIME_WAIT for a
+    minute, and without it a restart on the same port would be refused although the server could bind.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((_HOST, port))
         except OSError:
