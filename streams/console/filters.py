@@ -41,7 +41,7 @@ def sql_string(value: str) -> str:
 
 def customer_id_or_error(value: str) -> str:
     """``value`` if it is a customer id as the contracts allow (``[A-Za-z0-9_.:-]{1,128}``)."""
-    if not _CUSTOMER.match(value):
+    if not _CUSTOMER.fullmatch(value):
         raise InvalidParameter("customer id: 1 to 128 of letters, digits and _ . : -")
     return value
 
@@ -62,10 +62,10 @@ class FeedFilter:
         if tier is not None and tier not in TIERS:
             raise InvalidParameter(f"tier: one of {', '.join(TIERS)}")
         rule = query.get("rule") or None
-        if rule is not None and not _RULE.match(rule):
+        if rule is not None and not _RULE.fullmatch(rule):
             raise InvalidParameter("rule: a rule id in snake case, e.g. multi_application_burst")
         product = query.get("product") or None
-        if product is not None and not _PRODUCT.match(product):
+        if product is not None and not _PRODUCT.fullmatch(product):
             raise InvalidParameter("product: 1 to 32 of letters, digits, _ and -")
         raw_limit = query.get("limit") or str(_DEFAULT_FEED_ROWS)
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_FEED_ROWS:

@@ -60,6 +60,8 @@ def test_feed_filter_reads_and_checks_the_query_string() -> None:
         ({"rule": "x' OR 1=1 --"}, "rule"),
         ({"product": "cash loan"}, "product"),
         ({"product": "p" * 33}, "product"),
+        ({"rule": "fraud_ring\n"}, "rule"),  # `$` alone would let a trailing newline through
+        ({"product": "cash_loan\n"}, "product"),
         ({"limit": "0"}, "limit"),
         ({"limit": str(MAX_FEED_ROWS + 1)}, "limit"),
         ({"limit": "-5"}, "limit"),
@@ -75,7 +77,7 @@ def test_customer_ids_of_the_contract_pass(value: str) -> None:
     assert customer_id_or_error(value) == value
 
 
-@pytest.mark.parametrize("value", ["", "x" * 129, "c_1'", "c 1", "<b>", "c_1\\", "客户"])
+@pytest.mark.parametrize("value", ["", "x" * 129, "c_1'", "c 1", "<b>", "c_1\\", "客户", "c_1\n"])
 def test_other_customer_ids_are_refused(value: str) -> None:
     with pytest.raises(InvalidParameter, match="customer id"):
         customer_id_or_error(value)
