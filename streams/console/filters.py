@@ -68,7 +68,7 @@ class FeedFilter:
         if product is not None and not _PRODUCT.fullmatch(product):
             raise InvalidParameter("product: 1 to 32 of letters, digits, _ and -")
         raw_limit = query.get("limit") or str(_DEFAULT_FEED_ROWS)
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_FEED_ROWS:
+        if not raw_limit.isdecimal() or not 1 <= int(raw_limit) <= MAX_FEED_ROWS:
             raise InvalidParameter(f"limit: a whole number from 1 to {MAX_FEED_ROWS}")
         return cls(tier=tier, rule=rule, product=product, limit=int(raw_limit))
 

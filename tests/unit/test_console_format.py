@@ -65,6 +65,7 @@ def test_feed_filter_reads_and_checks_the_query_string() -> None:
         ({"limit": "0"}, "limit"),
         ({"limit": str(MAX_FEED_ROWS + 1)}, "limit"),
         ({"limit": "-5"}, "limit"),
+        ({"limit": "²"}, "limit"),  # a digit to str.isdigit(), not a number to int()
     ],
 )
 def test_feed_filter_refuses_values_outside_the_contracts(query: dict[str, str], named: str) -> None:
