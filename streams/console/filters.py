@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from schemas.clickhouse.analytics import quote_string
 from schemas.ids import ID_PATTERN
 from schemas.outputs import TIERS, Tier
 
@@ -36,7 +37,7 @@ def sql_string(value: str) -> str:
     """
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         raise InvalidParameter("control characters are not allowed in a query value")
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return quote_string(value)
 
 
 def customer_id_or_error(value: str) -> str:
