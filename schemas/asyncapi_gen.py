@@ -92,8 +92,8 @@ CHANNELS: Final[tuple[Channel, ...]] = (
          "Input that could not be processed, with its original bytes (base64), where it came from and why."),
     _out("links", topics.LINKS, "EntityLink", EntityLink,
          "link_id: deterministic from the two customers and the entity",
-         "Two customers used the same device, IP, network, bank card or phone within the entity's link horizon; "
-         "re-sent with `refresh` while it lasts."),
+         "Two customers used the same device, IP, network, bank card, phone or address book within the entity's "
+         "link horizon; re-sent with `refresh` while it lasts."),
     _out("rings", topics.RINGS, "RingSnapshot", RingSnapshot, "ring_id: stable while the ring lasts",
          "A fraud ring (connected group of linked customers) each time it changes; `dissolved` when it ends."),
 )

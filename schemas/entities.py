@@ -1,7 +1,7 @@
 """Entity links and fraud rings (团伙): what the entity and ring agents publish.
 
-- :class:`EntityLink` on ``risk.links.v1``: two customers used the same device, IP, network, bank card or
-  phone within the entity's link horizon.
+- :class:`EntityLink` on ``risk.links.v1``: two customers used the same device, IP, network, bank card, phone
+  or address book within the entity's link horizon.
 - :class:`RingSnapshot` on ``risk.rings.v1``: a connected group of linked customers, its score and members,
   each time the ring changes (analysts query a customer's neighbourhood from these in ClickHouse).
 - :class:`RingMembership` on the worker's internal membership topic, keyed by customer: a customer's current
