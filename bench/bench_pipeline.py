@@ -30,7 +30,7 @@ Default (200,000 events, three variants, py-spy when a target is missed): about 
    events/s per worker, ratio to pass-through >= 0.8) and, where one is missed (``--profile auto``), runs
    loanwatch again on the same input under ``py-spy record`` for up to 20 s and lists the top functions by
    self and total time (the speedscope file is kept next to the JSON).
-4. ``--latency``: a fresh loanwatch worker on fresh topics, fed at 25 % and 50 % of the rate just measured;
+4. ``--latency``: a fresh loanwatch worker on fresh topics, fed at 25 %, 50 % and 80 % of the rate just measured;
    latency = CreateTime of the alert on the alerts topic minus CreateTime (set by our producer at send) of the
    newest input event the alert lists in evidence_event_ids (its trigger). p50/p90/p99 per rate.
 
@@ -140,6 +140,12 @@ def process_cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def group_cpu_s(procs: Sequence[subprocess.Popen[bytes]]) -> float | None:
+    """CPU seconds of all ``procs`` together, or None when one of them is gone."""
+    times = [process_cpu_s(p.pid) for p in procs]
+    return None if any(t is None for t in times) else sum(t for t in times if t is not None)
+
+
 def machine_busy_s() -> float:
     """CPU seconds the whole machine spent busy since boot (all cores, /proc/stat)."""
     parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -160,9 +166,11 @@ class SimTraffic:
     mix: dict[str, Any]
 
 
-def simulate(events: int, seed: int) -> SimTraffic:
+def simulate(events: int, seed: int, customers: int | None = None, hours: float = 24.0) -> SimTraffic:
+    """The first ``events`` simulated events (in event time) of ``customers`` over ``hours`` of event time."""
     # ~0.7 events per customer-hour: 10 events per customer come within ~15 h of a 24 h span (nights included).
-    config = SimConfig(customers=max(100, events // 10), seed=seed, hours=24.0, start=datetime(2026, 1, 5, tzinfo=UTC))
+    customers = customers if customers is not None else max(100, events // 10)
+    config = SimConfig(customers=customers, seed=seed, hours=hours, start=datetime(2026, 1, 5, tzinfo=UTC))
     traffic = Traffic(config)
     kinds = {config.behavior_topic: "behavior", config.repayment_topic: "repayment", config.inquiry_topic: "inquiry"}
     out = SimTraffic([], [], [], [], [], {})
@@ -436,7 +444,7 @@ def command_for(variant: str, args: Any) -> list[str]:
 
 
 def wait_progress(
-    proc: subprocess.Popen[bytes],
+    proc: subprocess.Popen[bytes] | Sequence[subprocess.Popen[bytes]],
     offsets: GroupOffsets,
     total: int,
     log_path: Path,
@@ -450,21 +458,24 @@ def wait_progress(
 
     With ``stall_after``, also return once commits have begun and then not moved for that many seconds (the
     last sample then says where they stopped); a worker that never commits at all fails after ``timeout``.
+    Several processes (workers of one group) are watched together: their CPU times add up, any exit fails.
     """
+    procs = [proc] if isinstance(proc, subprocess.Popen) else list(proc)
     started = time.monotonic()
     samples: list[Sample] = []
     last_note = started
     last_move = started
     while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{label}: the worker exited with code {proc.returncode}\n{log_tail(log_path)}")
+        for each in procs:
+            if each.poll() is not None:
+                raise RuntimeError(f"{label}: a worker exited with code {each.returncode}\n{log_tail(log_path)}")
         try:
             committed = offsets.committed()
         except Exception as exc:  # noqa: BLE001 — a slow admin request: try again at the next tick
             say(f"{label}: offset request failed ({exc}); retrying")
             committed = samples[-1].committed if samples else 0
         now = time.monotonic()
-        sample = Sample(now - started, committed, process_cpu_s(proc.pid), process_cpu_s(broker_pid), machine_busy_s())
+        sample = Sample(now - started, committed, group_cpu_s(procs), process_cpu_s(broker_pid), machine_busy_s())
         if not samples or committed != samples[-1].committed:
             last_move = now
         samples.append(sample)
@@ -832,7 +843,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--profile-top", type=int, default=15)
     parser.add_argument("--latency", action="store_true", help="also measure produce-to-alert latency")
-    parser.add_argument("--latency-fractions", default="0.25,0.5", help="rates as fractions of the measured max")
+    parser.add_argument("--latency-fractions", default="0.25,0.5,0.8", help="rates as fractions of the measured max")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="produce time per latency rate")
     parser.add_argument(
         "--stall-seconds", type=float, default=30.0, help="give up on a run whose commits stop moving this long"
@@ -840,6 +851,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=600.0, help="longest wait for one consumer run, seconds")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting a local one")
+    parser.add_argument("--broker-pid", type=int, default=None, help="with --bootstrap: its pid, for its CPU time")
     parser.add_argument("--keep-data", action="store_true", help="keep the bench broker's data folder")
     parser.add_argument("--out", type=Path, default=None, help="JSON result (default .loanwatch/bench/...)")
     args = parser.parse_args(argv)
@@ -852,7 +864,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @contextlib.contextmanager
 def broker(args: argparse.Namespace, run_dir: Path) -> Iterator[tuple[str, int | None]]:
     if args.bootstrap:
-        yield args.bootstrap, None
+        yield args.bootstrap, args.broker_pid
         return
     home = run_dir / "kafka"
     jars = ROOT / ".loanwatch" / "kafka" / "jars" / KAFKA_VERSION
