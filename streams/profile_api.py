@@ -51,10 +51,12 @@ def install_profile_api(app: faust.App, states: Any) -> None:
                 message = exc.errors()[0]["msg"]
                 return _error(self, 400, ApiError(error="invalid_customer_id", message=message, customer_id=None))
             stored: bytes | None = states.get(customer_id.encode())
-            if not stored:
+            state = CustomerState.from_bytes(stored) if stored else None
+            # A state can exist before any behaviour of its own (a ring membership arrived first): still unknown.
+            if state is None or state.profile.watermark_ms < 0:
                 unknown = ApiError(error="unknown_customer", message="no events seen yet", customer_id=customer_id)
                 return _error(self, 404, unknown)
-            view = customer_view(CustomerState.from_bytes(stored))
+            view = customer_view(state)
             view = view.model_copy(update={"served_by": str(app.conf.canonical_url)})
             return self.bytes(serde.dumps(view), content_type=_JSON)
 
