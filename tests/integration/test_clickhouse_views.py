@@ -7,9 +7,11 @@ once, as after a replay; the expected answers are worked out here in Python from
 from __future__ import annotations
 
 import base64
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -272,3 +274,22 @@ def test_dead_letters_by_reason_and_ring_sizes(ch: ClickHouseBackend) -> None:
     assert hourly == [(h, cs[-1][1], max(c[1] for c in cs), cs[-1][2], cs[-1][3] or "", int(cs[-1][3] is None),
                        len(cs)) for h, cs in sorted(hours.items())]
 
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "analytics.md"
+
+
+def documented_view_queries() -> list[str]:
+    """The example queries of docs/analytics.md that read an analyst view."""
+    blocks = re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    names = {o.name for o in ANALYTICS}
+    return [b for b in blocks if set(re.findall(r"loanwatch\.(\w+)", b)) & names]
+
+
+def test_every_documented_view_query_runs(ch: ClickHouseBackend) -> None:
+    # What analysts copy from the docs must run as written on both engines (here on an empty database).
+    queries = documented_view_queries()
+    assert queries, "docs/analytics.md shows no query of a view"
+    apply_ddl(ch, ch.database)
+    for query in queries:
+        ch.query(query.replace("loanwatch.", f"`{ch.database}`."))

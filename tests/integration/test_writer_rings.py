@@ -76,7 +76,9 @@ def test_docs_show_exactly_the_queries_tested_here() -> None:
     blocks = re.findall(r"```sql\n(.*?)```", docs, re.DOTALL)
     for query in (NEIGHBOURHOOD, RING_HISTORY, RING_SIZES, CUSTOMER_RINGS, ENTITY_CUSTOMERS):
         assert query.lstrip("\n").replace("{db}", "loanwatch") in blocks
-    assert len(blocks) == 5
+    # The other documented queries read the analyst views; test_clickhouse_views runs each of them.
+    ring_tables = ("loanwatch.links", "loanwatch.customer_links", "loanwatch.rings ", "loanwatch.ring_members")
+    assert len([b for b in blocks if any(t in b for t in ring_tables)]) == 5
 
 
 def minutes(n: int) -> datetime:
