@@ -18,6 +18,7 @@ from streams.config_feed import ConfigFeed
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
 from streams.entity_agent import install_entity_agent
+from streams.faust_tables import Table
 from streams.kafka_auth import faust_credentials
 from streams.metrics import WorkerMetrics
 from streams.profile_api import install_profile_api
@@ -79,6 +80,7 @@ def create_app(
         producer_max_request_size=MODEL_CHECKPOINT_MAX_BYTES,
         producer_acks=-1,
         table_cleanup_interval=60.0,
+        Table=Table,  # tolerates the empty metadata of a broker that just restarted (see streams.faust_tables)
     )
 
     def raw_topic(name: str) -> faust.TopicT:
