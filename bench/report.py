@@ -233,7 +233,7 @@ def _writer_figures(part: Mapping[str, Any]) -> list[Figure]:
                 f"writer into {engine} ({run['engine_version']})",
                 run["rows_per_s"],
                 "rows/s",
-                versus=f"{run['rows']:,} rows from {run['records']:,} records",
+                versus=f"{run['rows']:,} rows from {run['consumed']:,} of {run['records']:,} records",
             )
         )
     return rows

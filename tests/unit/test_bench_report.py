@@ -121,7 +121,14 @@ def test_memory_writer_and_scaling_figures() -> None:
             "tables": {"customer-state": {"keys": 25_000, "value_bytes": 25 * report.MIB}},
         },
         "writer": {
-            "clickhouse-server": {"engine_version": "18.16.1", "rows_per_s": 30_000, "rows": 9, "records": 9},
+            "clickhouse-server": {
+                "engine_version": "18.16.1",
+                "rows_per_s": 30_000,
+                "rows": 9,
+                "consumed": 9,
+                "records": 12,
+            },
+            "shipped_seconds": 120.0,
             "chdb": {"error": "boom"},
             "part_elapsed_s": 12.0,
         },
@@ -139,6 +146,7 @@ def test_memory_writer_and_scaling_figures() -> None:
     assert rows["profile, serialised (pure, per 100k)"]["value"] == 70_000_000
     assert rows["profile, serialised (pure, per 100k)"]["status"] == "MET"
     assert rows["writer into clickhouse-server (18.16.1)"]["value"] == 30_000
+    assert rows["writer into clickhouse-server (18.16.1)"]["versus"] == "9 rows from 9 of 12 records"
     assert rows["writer into chdb: failed"]["status"] == "error"
     assert rows["2 workers, 4 partitions"]["versus"] == "x1.50 of 1 worker, 4 partitions"
 
