@@ -106,7 +106,8 @@ def measure_worker_memory(
     say(f"worker memory: simulating {simulated:,} customers over {HOURS} h")
     traffic = simulate(10**9, seed, customers=simulated, hours=HOURS)
     total = len(traffic.values)
-    args = run_args()
+    # Stall detection ends a stuck run; the timeout only has to outlast a slow one on a busy machine.
+    args = run_args(timeout=max(900.0, total / 100))
     warm = min(WARM_UP_EVENTS, total)
     staged = stage(bootstrap, traffic, args, run_dir / "memory-inputs", first=warm)
     settings = staged.consumer("memory", run_dir / "memory")
