@@ -119,7 +119,7 @@ def figures(parts: Mapping[str, Any]) -> list[Figure]:
         if part is None:
             continue
         if "error" in part:
-            rows.append(Figure(f"{name}: failed", None, "", versus=str(part["error"])[:80], status="error"))
+            rows.append(Figure(f"{name}: failed", None, "", versus=first_line(part["error"]), status="error"))
             continue
         rows.extend(build(part))
     return rows
@@ -225,7 +225,7 @@ def _writer_figures(part: Mapping[str, Any]) -> list[Figure]:
         if not isinstance(run, Mapping):
             continue
         if "error" in run:
-            failed = Figure(f"writer into {engine}: failed", None, "", versus=str(run["error"])[:80], status="error")
+            failed = Figure(f"writer into {engine}: failed", None, "", versus=first_line(run["error"]), status="error")
             rows.append(failed)
             continue
         rows.append(
@@ -251,6 +251,12 @@ def _scaling_figures(part: Mapping[str, Any]) -> list[Figure]:
         )
         for r in runs
     ]
+
+
+def first_line(error: object, width: int = 80) -> str:
+    """An error's first line, cut to ``width``: the JSON keeps the whole text (log tails included)."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:width] if lines else ""
 
 
 def _versus(what: str, value: float | None) -> str:

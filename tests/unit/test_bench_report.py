@@ -165,6 +165,15 @@ def test_a_failed_part_is_one_error_row() -> None:
     ]
 
 
+def test_a_multi_line_error_stays_on_its_row_of_the_table() -> None:
+    error = "RuntimeError: memory: 10/20 after 900s\n2026-01-05 00:00:00 WARNING worker log tail"
+    doc = report.assemble(header(), {"worker_memory": {"error": error}})
+    assert doc["parts"]["worker_memory"]["error"] == error
+    table = report.table(doc["figures"])
+    assert len(table) == 3
+    assert table[2].startswith("worker_memory: failed") and "RuntimeError: memory: 10/20 after 900s" in table[2]
+
+
 def test_render_states_where_and_how_and_aligns_the_table() -> None:
     doc = report.assemble(header(), {"pipeline": pipeline(2000, 4000, 8000)})
     text = report.render(doc)
