@@ -7,6 +7,7 @@ import logging
 
 import faust
 
+from streams.agent_watchdog import install_agent_watchdog
 from streams.app import WorkerCounters, create_app
 from streams.kafka_check import KafkaAccessError, check_access
 from streams.metrics import WorkerMetrics, start_exporter
@@ -23,7 +24,8 @@ def run_worker(settings: Settings) -> None:
     """Build the app from settings and block in the Faust worker until stopped.
 
     Exits with code 1, the reason logged, when Kafka cannot be reached or refuses the credentials: a wrong password
-    is an error at start, not a worker that silently retries.
+    is an error at start, not a worker that silently retries. Exits with code 70 when an agent crashes
+    (see :mod:`streams.agent_watchdog`).
     """
     try:
         check_access(settings)
@@ -34,6 +36,7 @@ def run_worker(settings: Settings) -> None:
     counters = WorkerCounters()
     metrics = WorkerMetrics(settings.app_id)
     app = create_app(settings, rules, counters, metrics)
+    install_agent_watchdog(app)  # an agent that crashes ends the process instead of leaving it idle
     if settings.worker_metrics_port:
         start_exporter(metrics.registry, settings.worker_metrics_port, settings.metrics_addr)
 
