@@ -14,6 +14,7 @@ absorb the replay. A graceful stop is not attempted, because that is the path th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -63,11 +64,11 @@ class AgentCrash:
 def first_crash(states: Iterable[ServiceState]) -> AgentCrash | None:
     """The first crashed agent or actor among ``states``, or None when every one of them is alive.
 
-    Any crash counts, a cancellation included: Faust records one only when a task was cancelled while the agent
-    was not stopping, and with actors not restarted in place such an actor never consumes again.
+    A crash whose reason is a cancellation is not a fault: Faust cancels every actor before stopping the agents
+    (and marks each one crashed with ``CancelledError``) on an ordinary shutdown.
     """
     for state in states:
-        if state.crashed:
+        if state.crashed and not isinstance(state.reason, asyncio.CancelledError):
             reason = repr(state.reason) if state.reason is not None else "no reason recorded"
             return AgentCrash(agent=state.agent, reason=reason)
     return None
@@ -118,4 +119,5 @@ def install_agent_watchdog(
 
     @app.timer(interval=interval)  # type: ignore[untyped-decorator]
     async def watch_agents() -> None:
-        end_if_crashed(agent_states(app), exit_process)
+        if not app.should_stop:  # a worker on its way out is stopping its agents on purpose
+            end_if_crashed(agent_states(app), exit_process)
