@@ -161,6 +161,8 @@ class ClickHouseWriter:
         self._pending_rows = 0
         self._offsets: dict[tuple[str, int], int] = {}
         self._revoked: set[tuple[str, int]] = set()
+        # Partitions this writer has paused while it waits for ClickHouse; None while it is not waiting.
+        self._paused: set[tuple[str, int]] | None = None
         self._consumer: Consumer | None = None
 
     def _consumer_config(self) -> dict[str, Any]:
@@ -247,7 +249,6 @@ class ClickHouseWriter:
     def _insert_with_retry(self, table: str, rows: Sequence[Row], stop: threading.Event | None) -> None:
         columns = self._columns_for(table)
         delay = 0.5
-        paused: list[TopicPartition] = []
         while True:
             started = time.monotonic()
             try:
@@ -264,15 +265,35 @@ class ClickHouseWriter:
                     table,
                     delay,
                 )
-                if self._consumer is not None and not paused:
-                    paused = self._consumer.assignment()
-                    self._consumer.pause(paused)
-                    self.metrics.paused.set(1)
+                self._pause_assigned()
                 self._wait(delay, stop)
                 delay = min(delay * 2, self._settings.writer_retry_max_seconds)
-        if paused and self._consumer is not None:
-            self._consumer.resume([tp for tp in paused if (tp.topic, tp.partition) not in self._revoked])
-            self.metrics.paused.set(0)
+        self._resume_assigned()
+
+    def _pause_assigned(self) -> None:
+        """Pause every partition assigned now that is not paused yet (all of them at the first failed insert)."""
+        if self._consumer is None:
+            return
+        if self._paused is None:
+            self._paused = set()
+            self.metrics.paused.set(1)
+        fresh = [tp for tp in self._consumer.assignment() if (tp.topic, tp.partition) not in self._paused]
+        if fresh:
+            self._consumer.pause(fresh)
+            self._paused.update((tp.topic, tp.partition) for tp in fresh)
+
+    def _resume_assigned(self) -> None:
+        """Resume every partition assigned now, not a list taken when the outage began.
+
+        librdkafka keeps a partition's pause across a rebalance that takes it away and gives it back, while a
+        rebalance during the wait may have added, dropped or re-assigned partitions: only the current assignment
+        says what must fetch again.
+        """
+        if self._paused is None or self._consumer is None:
+            return
+        self._consumer.resume(self._consumer.assignment())
+        self._paused = None
+        self.metrics.paused.set(0)
 
     def _wait(self, seconds: float, stop: threading.Event | None) -> None:
         # Keep serving the group while waiting (heartbeats, rebalances); paused partitions deliver nothing new,
@@ -283,6 +304,7 @@ class ClickHouseWriter:
                 message = self._consumer.poll(0.1)
                 if message is not None:
                     self._add(message)
+                self._pause_assigned()  # a rebalance inside poll() may have assigned partitions that fetch
                 self._lag.maybe_sample(self._consumer)
             else:
                 time.sleep(0.1)
@@ -310,3 +332,10 @@ class ClickHouseWriter:
         self._revoked.update((tp.topic, tp.partition) for tp in partitions)
         for tp in partitions:
             self._offsets.pop((tp.topic, tp.partition), None)
+        if self._paused is not None:
+            # librdkafka would keep these paused even when they come back after the outage; resume them while
+            # they are still assigned, and pause them again if this rebalance gives them back during the wait.
+            leaving = [tp for tp in partitions if (tp.topic, tp.partition) in self._paused]
+            if leaving:
+                consumer.resume(leaving)
+                self._paused.difference_update((tp.topic, tp.partition) for tp in leaving)
