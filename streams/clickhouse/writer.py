@@ -150,7 +150,7 @@ class ClickHouseWriter:
     ) -> None:
         self._settings = settings
         self.metrics = metrics if metrics is not None else WriterMetrics(settings.writer_group)
-        self._lag = LagProbe(self.metrics.lag)
+        self._lag = LagProbe(self.metrics.lag, lambda: Consumer(self._probe_config()))
         self._backend = backend
         self._progress = progress
         self._clock = clock
@@ -175,23 +175,30 @@ class ClickHouseWriter:
             "max.poll.interval.ms": 600_000,
         }
 
+    def _probe_config(self) -> dict[str, Any]:
+        # The lag probe's own consumer: same group, to read its committed offsets; it never subscribes or commits.
+        return {**self._settings.confluent_config(), "group.id": self._settings.writer_group,
+                "enable.auto.commit": False}
+
     def run(self, stop: threading.Event) -> WriterStats:
         """Run until ``stop`` is set, then insert and commit what is buffered and leave the group."""
         consumer = Consumer(self._consumer_config())
         self._consumer = consumer
         consumer.subscribe(list(self._routes), on_revoke=self._on_revoke)
+        self._lag.start()
         last_flush = time.monotonic()
         try:
             while not stop.is_set():
                 for message in consumer.consume(num_messages=1000, timeout=0.2):
                     self._add(message)
-                self._lag.maybe_sample(consumer)
+                self._lag.track(consumer.assignment())
                 due = time.monotonic() - last_flush >= self._settings.writer_batch_seconds
                 if self._pending_rows >= self._settings.writer_batch_rows or (due and self._offsets):
                     self._flush_and_commit(stop)
                     last_flush = time.monotonic()
             self._flush_and_commit(stop=None)
         finally:
+            self._lag.stop()
             consumer.close()
             self._consumer = None
         return self.stats
@@ -305,7 +312,7 @@ class ClickHouseWriter:
                 if message is not None:
                     self._add(message)
                 self._pause_assigned()  # a rebalance inside poll() may have assigned partitions that fetch
-                self._lag.maybe_sample(self._consumer)
+                self._lag.track(self._consumer.assignment())
             else:
                 time.sleep(0.1)
         del stop  # an outage is waited out even during shutdown: buffered rows must land first

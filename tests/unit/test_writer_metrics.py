@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 import streams.clickhouse.writer as writer_module
@@ -107,3 +108,36 @@ def test_lag_is_sampled_from_committed_offsets_and_watermarks(monkeypatch: pytes
         thread.join(10)
     other = {**labels, "topic": SETTINGS.topics.alerts}
     assert metrics.registry.get_sample_value("loanwatch_consumer_lag_messages", other) == 0
+
+
+def test_a_slow_broker_answer_to_the_lag_probe_never_holds_up_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Watermark requests that do not return until the test says so (on the writer's own consumer they used to
+    # wait out every idle partition's long poll): rows must still be inserted and committed meanwhile.
+    release = threading.Event()
+    asked = threading.Event()
+
+    class StuckWatermarks(FakeConsumer):
+        def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+            asked.set()
+            release.wait(30)
+            return super().get_watermark_offsets(partition, timeout)
+
+    log = Log()
+    consumer = StuckWatermarks(log)
+    monkeypatch.setattr(writer_module, "Consumer", lambda config: consumer)
+    metrics = WriterMetrics(SETTINGS.writer_group, CollectorRegistry())
+    writer = ClickHouseWriter(SETTINGS, FakeBackend(log), metrics=metrics)
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait(asked.is_set, "the probe to ask for watermarks")
+        for n in range(3):
+            consumer.put(FakeMessage(TOPIC, n, page_view(n)))
+        wait(lambda: log.commits() != [], "a commit while the probe waits for the broker")
+        assert len(log.inserts()["events"]) == 3
+    finally:
+        release.set()
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
