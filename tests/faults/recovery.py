@@ -77,7 +77,12 @@ def wait_consumed(settings: Settings, produced: int, timeout: float, alive: Call
 def behavior_owners(settings: Settings) -> dict[str, set[int]]:
     """Member id → the behaviour-topic partitions assigned to it in the worker group right now."""
     admin = AdminClient(settings.confluent_config())
-    group = admin.describe_consumer_groups([settings.app_id])[settings.app_id].result(timeout=10)
+    try:
+        group = admin.describe_consumer_groups([settings.app_id])[settings.app_id].result(timeout=10)
+    except KafkaException as exc:  # no group yet, or its coordinator is moving: nobody owns anything for now
+        if exc.args[0].code() not in (*COORDINATOR_MOVING, KafkaError.GROUP_ID_NOT_FOUND):
+            raise
+        return {}
     return {
         member.member_id: {
             tp.partition for tp in member.assignment.topic_partitions if tp.topic == settings.topics.behavior

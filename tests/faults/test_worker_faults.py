@@ -57,7 +57,8 @@ T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 BURST = "multi_application_burst"
 EVENTS = int(os.environ.get("LOANWATCH_FAULT_EVENTS", "60000"))
 HOURS = 48.0
-EVENTS_PER_CUSTOMER = 20.0  # the simulator gives about 23 over 48 hours of event time; with a margin
+# Events per customer the simulator gives over 48 and 6 hours of event time (about 23 and 5.2), with a margin.
+EVENTS_PER_CUSTOMER = {HOURS: 20.0, 6.0: 4.6}
 RATE = 2000.0  # events/s produced: the producer runs for EVENTS / RATE seconds
 KILLS = 3
 CHECKPOINT_SECONDS = 3.0
@@ -65,22 +66,30 @@ SAMPLE = 300  # customers whose state is compared with the offline replay, besid
 
 
 @pytest.fixture(autouse=True)
-def _fast_failover(monkeypatch: pytest.MonkeyPatch) -> None:
+def _frequent_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     # Before the pipeline's Settings are built: to_env() then hands the interval to every worker.
     monkeypatch.setenv("LOANWATCH_MODEL_CHECKPOINT_SECONDS", str(CHECKPOINT_SECONDS))
-    # Faust's own settings from the environment: a killed member is dropped from the group after 10 s instead of
-    # 60 s, so each restart resumes within seconds (the worker inherits this process's environment).
+
+
+@pytest.fixture
+def fast_eviction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faust's own settings from the environment: a killed member leaves the group after 10 s instead of 60 s.
+
+    So each restart resumes within seconds (workers inherit this process's environment). Not for live members
+    under rebalance: a busy worker can take longer than 10 s to hand its partitions over, and is then dropped.
+    """
     monkeypatch.setenv("BROKER_SESSION_TIMEOUT", "10")
     monkeypatch.setenv("BROKER_HEARTBEAT_INTERVAL", "1")
 
 
-def simulated(pipeline: Pipeline, events: int, seed: int) -> list[SimRecord]:
+def simulated(pipeline: Pipeline, events: int, seed: int, hours: float = HOURS) -> list[SimRecord]:
+    """At least ``events`` simulated records over ``hours`` of event time (48 or 6)."""
     topics = pipeline.settings.topics
     config = SimConfig(
-        customers=math.ceil(events / EVENTS_PER_CUSTOMER),
+        customers=math.ceil(events / EVENTS_PER_CUSTOMER[hours]),
         seed=seed,
         start=T0,
-        hours=HOURS,
+        hours=hours,
         burst_share=0.05,
         behavior_topic=topics.behavior,
         repayment_topic=topics.repayment,
@@ -212,13 +221,16 @@ def check_states(pipeline: Pipeline, records: list[SimRecord], customers: set[by
     )
 
 
-def check_models(pipeline: Pipeline, faults_at_ms: list[int]) -> None:
-    """Every partition checkpoints learned models after the last fault, and never falls back to fresh ones."""
+def check_models(pipeline: Pipeline, faults_at_ms: list[int], outcomes: bool = True) -> None:
+    """Every partition checkpoints learned models after the last fault, and never falls back to fresh ones.
+
+    ``outcomes``: the traffic spans days, so the delinquency model has learned repayment outcomes too.
+    """
     checkpoints = model_checkpoints(pipeline.settings)
     for partition, saved in checkpoints.items():
         assert saved, f"partition {partition} has no model checkpoint"
         last = saved[-1]
-        assert last.anomaly_learned > 0 and last.delinquency_learned > 0, f"partition {partition}: {last}"
+        assert last.anomaly_learned > 0 and (last.delinquency_learned > 0 or not outcomes), f"{partition}: {last}"
         assert last.timestamp_ms >= faults_at_ms[-1] - CHECKPOINT_SECONDS * 1000, f"partition {partition}: {last}"
         # A restarted or new owner starts from the last checkpoint, so the counters never go back.
         learned = [(c.anomaly_learned, c.delinquency_learned) for c in saved]
@@ -240,6 +252,7 @@ def progressed(settings: Settings, committed: int) -> bool:
     return committed_total(settings) >= committed
 
 
+@pytest.mark.usefixtures("fast_eviction")
 def test_worker_killed_repeatedly_under_load_loses_no_alert_state_or_model(pipeline: Pipeline) -> None:
     settings = pipeline.settings
     records = simulated(pipeline, EVENTS, seed=61)
@@ -277,7 +290,8 @@ def test_a_second_worker_joins_and_the_first_leaves_under_load_and_state_moves_w
     pipeline: Pipeline,
 ) -> None:
     settings = pipeline.settings
-    records = simulated(pipeline, EVENTS // 2, seed=62)
+    # Six hours of event time: a burst's half hour lasts seconds of produce time, long enough to span a move.
+    records = simulated(pipeline, EVENTS // 2, seed=62, hours=6.0)
     expected = expected_alerts(r.value for r in records if r.topic == settings.topics.behavior)
     rate = RATE / 2  # two workers share two cores with the producer and the writer: stay below their pace
 
@@ -302,7 +316,7 @@ def test_a_second_worker_joins_and_the_first_leaves_under_load_and_state_moves_w
         assert first_member in owners, "the first worker lost its membership instead of sharing"
         moved_at_join = set().union(*(parts for member, parts in owners.items() if member != first_member))
         moved_at_leave = owners[first_member]
-        print(f"partitions {sorted(moved_at_join)} moved to the second worker")
+        print(f"partitions {sorted(moved_at_join)} moved to the second worker in {join_done - join_started:.1f}s")
         wait_for(lambda: feed.progress() >= 0.6, 600, "60 % of the traffic")
 
         leave_started = time.monotonic()
@@ -315,6 +329,7 @@ def test_a_second_worker_joins_and_the_first_leaves_under_load_and_state_moves_w
         )
         leave_done = time.monotonic()
         left_ms = time.time_ns() // 1_000_000
+        print(f"partitions {sorted(moved_at_leave)} moved to the second worker in {leave_done - leave_started:.1f}s")
         feed.join(900)
         wait_consumed(settings, len(records), 600, second.assert_alive)
         assert input_records(settings) == len(records), "the input topics hold another number of records than sent"
@@ -328,16 +343,17 @@ def test_a_second_worker_joins_and_the_first_leaves_under_load_and_state_moves_w
         for record, at in zip(records, feed.sent_at, strict=True):
             if record.label == BURST and record.key is not None:
                 sent[record.key].append(at)
+        # Sent before the move began (the old owner keeps up, so it processed them) and after (the new owner did).
         spanning = {
             key
             for key, times in sent.items()
-            if (partition_of.get(key) in moved_at_join and min(times) < join_started and max(times) > join_done)
-            or (partition_of.get(key) in moved_at_leave and min(times) < leave_started and max(times) > leave_done)
+            if (partition_of.get(key) in moved_at_join and min(times) < join_started < max(times))
+            or (partition_of.get(key) in moved_at_leave and min(times) < leave_started < max(times))
         }
         print(f"{len(spanning)} bursts span a migration of their partition")
         assert spanning, "no burst spans a migration: the test proves nothing about state continuity"
         check_states(pipeline, records, customers)
-        check_models(pipeline, [left_ms])
+        check_models(pipeline, [left_ms], outcomes=False)  # six hours: few installments fall due
         second.assert_alive()
     finally:
         second.stop()
