@@ -11,18 +11,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import TopicPartition
 
 import streams.clickhouse.writer as writer_module
-from schemas import serde
-from schemas.behavior import PageView
 from streams.clickhouse.writer import ClickHouseWriter
 from tests.unit.test_clickhouse_writer_routes import SETTINGS, FakeBackend, Log
+from tests.unit.test_writer_metrics import page_view, wait
 
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TOPIC = SETTINGS.topics.behavior
 Where = tuple[str, int]
 
@@ -136,24 +133,6 @@ class PausingConsumer:
 
     def close(self) -> None:
         pass
-
-
-def page_view(n: int) -> bytes:
-    return serde.dumps(
-        PageView(
-            event_id=f"e{n}", customer_id="c_000001", ts=T0 + timedelta(seconds=n), device_id="d_1",
-            ip="10.0.0.1", channel="h5", page="home",
-        )
-    )
-
-
-def wait(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Outage:
