@@ -253,6 +253,7 @@ def progressed(settings: Settings, committed: int) -> bool:
 
 
 @pytest.mark.usefixtures("fast_eviction")
+@pytest.mark.timeout(max(600, EVENTS // 150))  # 200,000 events take longer than the suite's 600 s default
 def test_worker_killed_repeatedly_under_load_loses_no_alert_state_or_model(pipeline: Pipeline) -> None:
     settings = pipeline.settings
     records = simulated(pipeline, EVENTS, seed=61)
