@@ -27,6 +27,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -198,12 +199,16 @@ def check_states(pipeline: Pipeline, records: list[SimRecord], customers: set[by
     ids of the customer (:data:`detectors.profile.SEEN_IDS`), and the redelivery after a kill spans everything
     since the last commit, which under catch-up holds more than 32 events of a busy customer here (48 hours of
     event time pass in a minute): those are counted twice. The burst state keeps application ids for its
-    whole window, so burst counts and alerts stay exact.
+    whole window, so burst counts and alerts stay exact; an application replayed after its window has passed is
+    indistinguishable from a late one and adds to the burst's ``late_events`` counter, which is therefore
+    reported with the over-counts, not compared. Both go once replays are recognised by input offset.
     """
     stored = latest_states(pipeline.settings, customers)
     assert set(stored) == customers, f"{len(customers - set(stored))} customers have no state in the changelog"
     truth = replayed_states(pipeline.settings, records, customers)
-    bursts = sorted(k for k in customers if stored[k][1].burst != truth[k].burst)
+    bursts = sorted(
+        k for k in customers if replace(stored[k][1].burst, late_events=0) != replace(truth[k].burst, late_events=0)
+    )
     assert not bursts, f"{len(bursts)} burst states differ: " + difference(stored[bursts[0]][1], truth[bursts[0]])
     moved = sorted(k for k in customers if stored[k][1].profile.watermark_ms != truth[k].profile.watermark_ms)
     assert not moved, f"{len(moved)} customers' event-time watermark differs, e.g. {moved[:3]}"
@@ -212,7 +217,10 @@ def check_states(pipeline: Pipeline, records: list[SimRecord], customers: set[by
     assert not lost, f"{len(lost)} customers lost events: " + "; ".join(
         f"{k.decode()}: {names[:5]}" for k, names in sorted(lost.items())[:3]
     ) + f"\nchangelog of {min(lost)!r}:\n{history(pipeline.settings, min(lost))}"
-    twice = sorted(k for k in customers if miscounted(stored[k][1], truth[k])[1])
+    twice = sorted(
+        k for k in customers
+        if miscounted(stored[k][1], truth[k])[1] or stored[k][1].burst.late_events > truth[k].burst.late_events
+    )
     equal = sum(1 for k in customers if learned_part(stored[k][1]) == learned_part(truth[k]))
     print(
         f"state of {len(customers)} customers: burst state and watermark equal to the fault-free replay, no event "
