@@ -24,7 +24,10 @@ Burst alerts and fused alerts — one alert per real problem
 Replays
     An event the profile refuses (a replay it remembers, or one past the 30-day horizon) is not scored again: the
     burst rule re-sends the alerts that application triggered, and the decision layer's remembered outputs for
-    that event id are re-sent, with the same ids. Snapshots are not re-sent (the next one follows within
+    that event id are re-sent, with the same ids. Given each event's position in its input stream (the worker
+    passes topic, partition and offset), a redelivered event is recognised by offset however far back it lies,
+    changes nothing (not even the burst rule's late counter) and re-sends the same way; without positions, by
+    the profile's ring of recent event ids. Snapshots are not re-sent (the next one follows within
     ``snapshot_every_minutes``). In a batch, new events are scored once and the last of them is the trigger.
 
 Example:
@@ -60,7 +63,7 @@ from detectors.burst import update as burst_update
 from detectors.decision.config import DecisionConfig, FusionConfig
 from detectors.decision.episodes import decide
 from detectors.decision.fusion import fuse
-from detectors.engine_state import Assessment, CustomerState, RingMark
+from detectors.engine_state import Assessment, CustomerState, Position, RingMark
 from detectors.entities.config import EntityConfig, RingConfig
 from detectors.entities.propagation import RING_DETECTOR_ID, RingPropagationConfig, ring_score
 from detectors.models.anomaly import AnomalyConfig, AnomalyModel, FeatureRange
@@ -94,6 +97,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "EngineInput",
+    "Position",
     "StepResult",
 ]
 
@@ -174,6 +178,26 @@ def _with_membership(state: CustomerState, event: RingMembership) -> CustomerSta
     elif state.ring is not None and state.ring.ring_id != event.ring_id:
         mark = state.ring  # left another ring, not this one
     return replace(state, ring=mark, ring_seen_ms=at_ms)
+
+
+def _redelivered(state: CustomerState, event: EngineInput, position: Position) -> bool:
+    """Whether ``event`` at ``position`` was applied already: at or below its stream's last applied offset.
+
+    An event newer than anything applied is taken as new whatever its offset: a topic deleted and created again
+    numbers its records from 0, and its new events must not be mistaken for old ones.
+    """
+    if not state.applied(position):
+        return False
+    newest = max(state.profile.watermark_ms, state.ring_seen_ms or 0)
+    return to_ms(event.ts) <= newest
+
+
+def _resend_decision(state: CustomerState, event_id: str, alerts: list[Alert], actions: list[LimitAction]) -> None:
+    """Add what the decision layer produced for ``event_id`` the first time (a replay re-sends it, same ids)."""
+    for emitted in state.decision.emitted:
+        if emitted.trigger_event_id == event_id:
+            alerts.extend(emitted.alerts)
+            actions.extend(emitted.actions)
 
 
 def _window_only(before: BurstState, after: BurstState) -> BurstState:
@@ -291,10 +315,15 @@ class Engine:
         )
 
     def process(
-        self, state: CustomerState, event: EngineInput, models: ModelSet | None = None, allowlisted: bool = False
+        self,
+        state: CustomerState,
+        event: EngineInput,
+        models: ModelSet | None = None,
+        allowlisted: bool = False,
+        position: Position | None = None,
     ) -> StepResult:
         """Apply one decoded event of ``state``'s customer and return the new state and the outputs."""
-        return self.process_batch(state, (event,), models, allowlisted)
+        return self.process_batch(state, (event,), models, allowlisted, None if position is None else (position,))
 
     def process_batch(
         self,
@@ -302,12 +331,15 @@ class Engine:
         events: Sequence[EngineInput],
         models: ModelSet | None = None,
         allowlisted: bool = False,
+        positions: Sequence[Position | None] | None = None,
     ) -> StepResult:
         """Apply one customer's events (in produced order), scoring once at the end; see the module docstring.
 
         ``allowlisted``: the customer is on the allow-list. Its events update the profile and the burst window
         and teach the models, but no alert or limit action is raised and the burst and decision episodes stand
         still, so nothing is remembered as sent that never was; after removal the customer is judged afresh.
+        ``positions``: each event's place in its input stream (None where unknown), which recognises a
+        redelivered event however far back it lies (see :class:`~detectors.engine_state.CustomerState`).
         """
         cfg = self.config
         customer_id = state.customer_id
@@ -316,9 +348,19 @@ class Engine:
         alerts: list[Alert] = []
         actions: list[LimitAction] = []
         fresh: list[EngineInput] = []
-        for event in events:
+        if positions is not None and len(positions) != len(events):
+            raise ValueError(f"{len(positions)} positions for {len(events)} events")
+        for i, event in enumerate(events):
             if event.customer_id != customer_id:
                 raise ValueError(f"event {event.event_id} is for {event.customer_id}, not {customer_id}")
+            position = positions[i] if positions is not None else None
+            if position is not None:
+                if _redelivered(state, event, position):
+                    profile.duplicate_events += 1
+                    alerts.extend(e.alert for e in burst.emitted if e.trigger_event_id == event.event_id)
+                    _resend_decision(state, event.event_id, alerts, actions)
+                    continue
+                state = state.with_position(position)
             if isinstance(event, RingMembership):
                 updated = _with_membership(state, event)
                 if updated is not None:
@@ -339,10 +381,7 @@ class Engine:
             if added:
                 fresh.append(event)
                 continue
-            for emitted in state.decision.emitted:  # a replay re-sends what it produced the first time
-                if emitted.trigger_event_id == event.event_id:
-                    alerts.extend(emitted.alerts)
-                    actions.extend(emitted.actions)
+            _resend_decision(state, event.event_id, alerts, actions)
         state = replace(state, burst=burst)
         if not fresh:
             return StepResult(state, tuple(alerts), tuple(actions))

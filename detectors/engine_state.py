@@ -4,6 +4,12 @@ The state is one value per customer in a plain Faust table. :meth:`CustomerState
 serialisation (the profile's compact binary form, the burst and decision states' ``to_dict``) behind a version
 byte, so a change of any part's layout is caught on load instead of being misread.
 
+Positions: for each input stream the customer's events arrive on (a Kafka topic), the partition and offset of the
+last event applied. A customer's events of one topic all sit in one partition, in order, so an event at or below
+that offset has been applied already: a redelivery after a crash or a rebalance, recognised however long it is
+(the profile's own id ring only remembers the last 32 events). Parts added later are optional keys of the JSON
+part, so the format version stays: a state written before positions existed reads as having none.
+
 Example:
     >>> s = CustomerState.empty("c_1")
     >>> CustomerState.from_bytes(s.to_bytes()) == s
@@ -22,7 +28,7 @@ from detectors.profile import Profile
 from schemas import serde
 from schemas.outputs import Grade, Tier
 
-__all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "Assessment", "CustomerState", "RingMark"]
+__all__ = ["FORMAT_VERSION", "MAX_OPEN_INSTALLMENTS", "Assessment", "CustomerState", "Position", "RingMark"]
 
 FORMAT_VERSION: Final = 1
 #: Installments remembered per customer so a DPD update (which names the loan only) finds its installment.
@@ -30,6 +36,15 @@ MAX_OPEN_INSTALLMENTS: Final = 8
 _HEAD: Final = struct.Struct("<BI")  # version, length of the profile bytes
 _EMPTY_BURST: Final = BurstState()
 _EMPTY_DECISION: Final = DecisionState()
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an event sits in its input stream: ``source`` (the topic), partition and offset."""
+
+    source: str
+    partition: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +105,7 @@ class CustomerState:
     membership update applied, so an older one arriving late is not applied over it. ``own_tier``: the tier
     the customer's own detectors reach without the ring (what the ring detector weighs members by).
     ``assessment`` is the latest score, grade and rule version (None before the first scored event).
+    ``positions``: per source, the last applied event's position (see the module docstring).
     """
 
     profile: Profile
@@ -101,6 +117,7 @@ class CustomerState:
     ring_seen_ms: int | None = None
     own_tier: Tier | None = None
     assessment: Assessment | None = None
+    positions: tuple[Position, ...] = ()
 
     @classmethod
     def empty(cls, customer_id: str) -> CustomerState:
@@ -126,6 +143,18 @@ class CustomerState:
             kept = (*kept, (loan_id, number))[-MAX_OPEN_INSTALLMENTS:]
         return replace(self, open_installments=kept)
 
+    def applied(self, position: Position) -> bool:
+        """Whether the event at ``position`` has been applied (same source and partition, offset not beyond)."""
+        return any(
+            p.source == position.source and p.partition == position.partition and position.offset <= p.offset
+            for p in self.positions
+        )
+
+    def with_position(self, position: Position) -> CustomerState:
+        """A copy with ``position`` as its source's last applied event (a new partition replaces the old one)."""
+        kept = tuple(p for p in self.positions if p.source != position.source)
+        return replace(self, positions=(*kept, position))
+
     def to_bytes(self) -> bytes:
         """Version byte, the profile's bytes, then one compact JSON object for the rest (empty parts omitted)."""
         profile = self.profile.to_bytes()
@@ -146,6 +175,8 @@ class CustomerState:
             rest["ot"] = self.own_tier
         if self.assessment is not None:
             rest["a"] = self.assessment.to_list()
+        if self.positions:
+            rest["o"] = [[p.source, p.partition, p.offset] for p in self.positions]
         return b"".join((_HEAD.pack(FORMAT_VERSION, len(profile)), profile, serde.dumps(rest)))
 
     @classmethod
@@ -170,4 +201,5 @@ class CustomerState:
             ring_seen_ms=rest.get("rs"),
             own_tier=rest.get("ot"),
             assessment=Assessment.from_list(rest["a"]) if "a" in rest else None,
+            positions=tuple(Position(str(s), int(p), int(o)) for s, p, o in rest.get("o", ())),
         )

@@ -14,8 +14,10 @@ whose bucket for it is still kept (a 2-hour-late event counts in its hour and da
 bucket). An event whose day is 30 or more days behind the watermark's day is counted in ``late_events`` only.
 
 Replays: an event whose id is among the last :data:`SEEN_IDS` ids of this customer changes nothing but
-``duplicate_events``. Consequence of the bound: a replay arriving after 32 newer events of the same customer
-counts twice. Kafka redelivery after a restart replays seconds, not dozens of one customer's events.
+``duplicate_events``. On its own the bound means a replay arriving after 32 newer events of the same customer
+counts twice; the worker does not rely on it: it passes each event's input offset to the engine, which skips
+anything at or below the last offset applied (:class:`detectors.engine_state.CustomerState`), however long the
+redelivery after a crash. The id ring still catches a producer that sends the same event twice.
 
 Mutability: :class:`Profile` is mutable for speed (a Faust agent updates thousands per second); ``update`` and
 ``Profile.add`` change it in place and depend only on the profile and the event, so replaying the same
