@@ -6,7 +6,9 @@ No module-level app: every caller (the worker command, tests) builds a fresh one
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 
@@ -97,23 +99,25 @@ def create_app(
         metrics.dead_letter(letter.error_kind)
         await deadletter.send(key=letter.dead_letter_id.encode(), value=serde.dumps(letter))
 
-    async def publish(alert: Alert) -> None:
-        counters.alerts += 1
-        counters.by_tier[alert.tier] = counters.by_tier.get(alert.tier, 0) + 1
-        metrics.alert(alert.tier, alert.rule_id)
-        await alerts.send(key=alert.customer_id.encode(), value=serde.dumps(alert))
-
-    async def publish_output(output: Alert | LimitAction | ProfileSnapshot) -> None:
+    async def send_output(output: Alert | LimitAction | ProfileSnapshot) -> Awaitable[Any]:
+        """Send at once (``force``: not held back until Faust commits), returning the delivery to await."""
         if isinstance(output, Alert):
-            await publish(output)
+            counters.alerts += 1
+            counters.by_tier[output.tier] = counters.by_tier.get(output.tier, 0) + 1
+            metrics.alert(output.tier, output.rule_id)
+            topic = alerts
         elif isinstance(output, LimitAction):
             counters.limit_actions += 1
             metrics.limit_action(output.action)
-            await limit_actions.send(key=output.customer_id.encode(), value=serde.dumps(output))
+            topic = limit_actions
         else:
             counters.snapshots += 1
             metrics.snapshots.inc()
-            await profiles.send(key=output.customer_id.encode(), value=serde.dumps(output))
+            topic = profiles
+        return await topic.send(key=output.customer_id.encode(), value=serde.dumps(output), force=True)
+
+    async def publish(alert: Alert) -> None:
+        await send_output(alert)
 
     feed = ConfigFeed(settings, rules)
     links_topic = raw_topic(settings.topics.links)
@@ -143,7 +147,7 @@ def create_app(
         settings,
         feed,
         inputs,
-        publish_output,
+        send_output,
         send_dead_letter,
         counters,
         fanout=fanout,

@@ -3,7 +3,11 @@
 Per micro-batch the agent decodes each event (dead-lettering what does not decode), runs the engine on it in
 arrival order — per event, so results do not depend on where batch boundaries fall and a replay reproduces them —
 keeps each touched customer's state in memory for the batch, writes it back once per customer, and publishes the
-alerts, limit actions and snapshots.
+alerts, limit actions and snapshots. Each event's input offset goes to the engine, which recognises a
+redelivered event by it. Order within a batch: outputs delivered, then state written and its changelog
+delivered, then the batch acknowledged — so a committed offset never outruns what it produced
+(``streams.faust_tables``), and a batch cut off by a stopping worker runs to its end first
+(``streams.batch_guard``).
 
 Models travel with partitions: each input partition has one ModelSet, checkpointed into a Faust table keyed by
 partition (its changelog is co-partitioned, so a partition's models are restored wherever the partition goes).
@@ -22,17 +26,20 @@ from typing import Any, cast
 
 import faust
 
-from detectors.engine_state import CustomerState
+from detectors.engine_state import CustomerState, Position
 from detectors.models.checkpoint import ModelSet
 from schemas.behavior import BehaviorBase
 from schemas.common import to_ms
 from schemas.decode import decode_behavior, decode_inquiry, decode_repayment
 from schemas.entities import RingMembership
 from schemas.outputs import Alert, LimitAction, ProfileSnapshot, Tier
+from streams.batch_guard import run_to_end
 from streams.config_feed import ConfigFeed
 from streams.entity_agent import EntityFanout
 from streams.faust_context import event_context
+from streams.faust_tables import changelogs_delivered
 from streams.metrics import WorkerMetrics
+from streams.offset_trail import OffsetTrail
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,8 @@ log = logging.getLogger(__name__)
 # Model checkpoints can hold many pending repayment outcomes: allow their changelog records to be large.
 MODEL_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
 
-Publish = Callable[[Alert | LimitAction | ProfileSnapshot], Awaitable[None]]
+# Sends one output and returns its delivery (awaited before the batch's state is written).
+Publish = Callable[[Alert | LimitAction | ProfileSnapshot], Awaitable[Awaitable[Any]]]
 DeadLetter = Callable[[faust.EventT[bytes], Exception], Awaitable[None]]
 
 
@@ -87,6 +95,7 @@ def install_engine_agent(
     )
     models: dict[int, ModelSet] = {}
     saved_at: dict[int, float] = {}
+    trail = OffsetTrail()
 
     def models_for(partition: int) -> ModelSet:
         if partition not in models:
@@ -102,6 +111,81 @@ def install_engine_agent(
             if tp.topic in decoders:
                 models.pop(tp.partition, None)
                 metrics.forget_checkpoint(tp.partition)
+                trail.forget(tp.topic, tp.partition)
+
+    async def handle(batch: list[faust.EventT[bytes]]) -> None:
+        """One micro-batch: engine per event, then outputs delivered, then state written and delivered."""
+        started = time.perf_counter()
+        engine = feed.engine()  # the rule set in force for this batch
+        live = feed.live
+        cache: dict[bytes, CustomerState] = {}
+        last_event: dict[bytes, faust.EventT[bytes]] = {}
+        by_partition: dict[int, faust.EventT[bytes]] = {}
+        outputs: list[Alert | LimitAction | ProfileSnapshot] = []
+        tier_changes: dict[str, Tier | None] = {}
+        for event in batch:
+            counters.events += 1
+            message = event.message
+            previous = trail.note(message.topic, message.partition, message.offset)
+            if previous is not None:
+                log.warning("%s[%d]: offset %d received after %d (%s)", message.topic, message.partition,
+                            message.offset, previous, "records skipped" if message.offset > previous else "re-read")
+            try:
+                decoded = decoders[message.topic](event.value)
+            except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
+                await dead_letter(event, exc)
+                continue
+            if fanout is not None and isinstance(decoded, BehaviorBase):
+                fanout.add(decoded)
+            key = decoded.customer_id.encode()
+            try:
+                state = cache.get(key)
+                if state is None:
+                    stored: bytes | None = states.get(key)
+                    state = CustomerState.from_bytes(stored) if stored else CustomerState.empty(decoded.customer_id)
+                listed = live.customer_allowlisted(decoded.customer_id, to_ms(decoded.ts))
+                if listed:
+                    counters.allowlisted += 1
+                position = Position(message.topic, message.partition, message.offset)
+                step = engine.process(state, decoded, models_for(message.partition), listed, position)
+            except Exception as exc:  # noqa: BLE001 — an agent that raises dies silently; keep the event.
+                log.exception("engine failed on %s", decoded.event_id)
+                await dead_letter(event, exc)
+                continue
+            cache[key] = step.state
+            if step.own_tier_changed:
+                tier_changes[decoded.customer_id] = step.state.own_tier
+            last_event[key] = event
+            by_partition[message.partition] = event
+            outputs.extend(step.alerts)
+            outputs.extend(step.actions)
+            if step.snapshot is not None:
+                outputs.append(step.snapshot)
+        engine_done = time.perf_counter()
+        # Outputs reach the broker before the state that remembers them as sent: a crash in between replays the
+        # batch and sends them again (same ids), where the other order could leave an alert never sent.
+        await asyncio.gather(*[await publish(output) for output in outputs])
+        if fanout is not None:
+            await fanout.flush()
+        if report_tiers is not None and tier_changes:
+            await report_tiers(sorted(tier_changes.items()))
+        for key, state in cache.items():
+            with event_context(last_event[key]):
+                states[key] = state.to_bytes()
+        now = time.monotonic()
+        for partition, event in by_partition.items():
+            if now - saved_at.get(partition, now) >= settings.model_checkpoint_seconds and partition in models:
+                with event_context(event):
+                    checkpoints[str(partition).encode()] = models[partition].to_bytes()
+                saved_at[partition] = now
+        # Before the batch is acknowledged (and its offsets become committable): see streams.faust_tables.
+        await changelogs_delivered(states, checkpoints)
+        # Per batch, not per event: a labelled child's inc() takes a lock.
+        for topic, count in Counter(event.message.topic for event in batch).items():
+            metrics.events(topic, count)
+        metrics.batch_events.observe(len(batch))
+        metrics.engine_seconds.observe(engine_done - started)
+        metrics.publish_seconds.observe(time.perf_counter() - engine_done)
 
     @app.agent(source, name="profile")
     async def profile_agent(stream: faust.StreamT[bytes]) -> None:
@@ -109,78 +193,11 @@ def install_engine_agent(
         # Table writes queue in Faust's producer buffer, which stalls the stream (logging "producer buffer full")
         # past 100 pending records; one batch writes up to one state per customer, so allow two batches' worth.
         app.producer.buffer.max_messages = max(100, 2 * settings.worker_batch_size)
-        # take_events acks a batch only after this body has handled it, so a crash mid-batch replays it.
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.worker_batch_size, within=settings.worker_batch_seconds
         )
         async for batch in batches:
-            started = time.perf_counter()
-            engine = feed.engine()  # the rule set in force for this batch
-            live = feed.live
-            cache: dict[bytes, CustomerState] = {}
-            last_event: dict[bytes, faust.EventT[bytes]] = {}
-            by_partition: dict[int, faust.EventT[bytes]] = {}
-            outputs: list[Alert | LimitAction | ProfileSnapshot] = []
-            tier_changes: dict[str, Tier | None] = {}
-            for event in batch:
-                counters.events += 1
-                message = event.message
-                try:
-                    decoded = decoders[message.topic](event.value)
-                except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
-                    await dead_letter(event, exc)
-                    continue
-                if fanout is not None and isinstance(decoded, BehaviorBase):
-                    fanout.add(decoded)
-                key = decoded.customer_id.encode()
-                try:
-                    state = cache.get(key)
-                    if state is None:
-                        stored: bytes | None = states.get(key)
-                        state = (
-                            CustomerState.from_bytes(stored)
-                            if stored
-                            else CustomerState.empty(decoded.customer_id)
-                        )
-                    listed = live.customer_allowlisted(decoded.customer_id, to_ms(decoded.ts))
-                    if listed:
-                        counters.allowlisted += 1
-                    step = engine.process(state, decoded, models_for(message.partition), listed)
-                except Exception as exc:  # noqa: BLE001 — an agent that raises dies silently; keep the event.
-                    log.exception("engine failed on %s", decoded.event_id)
-                    await dead_letter(event, exc)
-                    continue
-                cache[key] = step.state
-                if step.own_tier_changed:
-                    tier_changes[decoded.customer_id] = step.state.own_tier
-                last_event[key] = event
-                by_partition[message.partition] = event
-                outputs.extend(step.alerts)
-                outputs.extend(step.actions)
-                if step.snapshot is not None:
-                    outputs.append(step.snapshot)
-            engine_done = time.perf_counter()
-            for key, state in cache.items():
-                with event_context(last_event[key]):
-                    states[key] = state.to_bytes()
-            for output in outputs:
-                await publish(output)
-            if fanout is not None:
-                await fanout.flush()
-            if report_tiers is not None and tier_changes:
-                await report_tiers(sorted(tier_changes.items()))
-            now = time.monotonic()
-            for partition, event in by_partition.items():
-                if now - saved_at.get(partition, now) >= settings.model_checkpoint_seconds and partition in models:
-                    with event_context(event):
-                        checkpoints[str(partition).encode()] = models[partition].to_bytes()
-                    saved_at[partition] = now
-            # Per batch, not per event: a labelled child's inc() takes a lock.
-            for topic, count in Counter(event.message.topic for event in batch).items():
-                metrics.events(topic, count)
-            metrics.batch_events.observe(len(batch))
-            metrics.engine_seconds.observe(engine_done - started)
-            metrics.publish_seconds.observe(time.perf_counter() - engine_done)
+            await run_to_end(handle(list(batch)), len(batch), "profile")
 
     return states
 

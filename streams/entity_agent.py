@@ -32,8 +32,10 @@ from schemas import serde
 from schemas.behavior import BehaviorBase
 from schemas.common import from_ms, to_ms
 from schemas.entities import EntityLink, EntityRef
+from streams.batch_guard import run_to_end
 from streams.config_feed import ConfigFeed
 from streams.faust_context import event_context
+from streams.faust_tables import changelogs_delivered
 from streams.settings import Settings
 
 __all__ = ["EntityFanout", "install_entity_agent", "observation_partition", "to_contract"]
@@ -129,7 +131,8 @@ def install_entity_agent(
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.worker_batch_size, within=settings.worker_batch_seconds
         )
-        async for batch in batches:
+
+        async def handle(batch: list[faust.EventT[bytes]]) -> None:
             live = feed.live
             config = live.current.entities
             by_key: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
@@ -170,5 +173,9 @@ def install_entity_agent(
                 removed = sweep(config.retention_ms)
                 if removed:
                     log.info("entity states: %d unused for %d days removed", removed, config.retention_ms // 86_400_000)
+            await changelogs_delivered(states)  # before the batch is acknowledged: see streams.faust_tables
+
+        async for batch in batches:
+            await run_to_end(handle(list(batch)), len(batch), "entities")
 
     return EntityFanout(topic, settings.partitions, lambda: feed.live.current.entities.contact_list.min_contacts)

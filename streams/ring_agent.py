@@ -35,8 +35,10 @@ from detectors.entities.rings import RingDetector
 from schemas import serde
 from schemas.entities import RingMembership, RingSnapshot
 from schemas.outputs import Alert, Tier
+from streams.batch_guard import run_to_end
 from streams.config_feed import ConfigFeed
 from streams.faust_context import event_context
+from streams.faust_tables import changelogs_delivered
 from streams.settings import Settings
 
 __all__ = ["RingOutputs", "install_ring_agent"]
@@ -112,7 +114,8 @@ def install_ring_agent(
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.worker_batch_size, within=settings.worker_batch_seconds
         )
-        async for batch in batches:
+
+        async def handle(batch: list[faust.EventT[bytes]]) -> None:
             rings = detector()
             for event in batch:
                 record = serde.loads(event.value)
@@ -133,5 +136,9 @@ def install_ring_agent(
                 await outputs.membership(update)
             with event_context(batch[-1]):
                 table[_STATE_KEY] = serde.dumps({"detector": rings.to_dict(), "tiers": tiers})
+            await changelogs_delivered(table)  # before the batch is acknowledged: see streams.faust_tables
+
+        async for batch in batches:
+            await run_to_end(handle(list(batch)), len(batch), "rings")
 
     return send_links, send_tiers
