@@ -20,6 +20,7 @@ from streams.config_feed import ConfigFeed
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
 from streams.entity_agent import install_entity_agent
+from streams.faust_commits import use_in_order_commits
 from streams.faust_tables import Table
 from streams.kafka_auth import faust_credentials
 from streams.metrics import WorkerMetrics
@@ -84,6 +85,7 @@ def create_app(
         table_cleanup_interval=60.0,
         Table=Table,  # tolerates the empty metadata of a broker that just restarted (see streams.faust_tables)
     )
+    use_in_order_commits(app)  # never commits over a record it dropped in a rebalance (see streams.faust_commits)
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
