@@ -10,7 +10,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from intervaltree import IntervalTree  # type: ignore[import-untyped]  # Faust's own dependency, untyped
 
-from streams.faust_commits import InOrderCommitConsumer
+from streams.faust_commits import InOrderCommitConsumer, StallWatch
 
 BEHAVIOR = TP("loan.behavior.v1", 1)
 
@@ -42,3 +42,27 @@ def test_the_commit_waits_for_the_record_at_the_committed_offset() -> None:
 def test_otherwise_it_commits_as_faust_does(committed: int | None, acked: list[int], expected: int) -> None:
     ours = bookkeeping(InOrderCommitConsumer, committed, acked)._new_offset(BEHAVIOR)
     assert ours == bookkeeping(AIOKafkaConsumer, committed, acked)._new_offset(BEHAVIOR) == expected
+
+
+P0, P1 = TP("loan.behavior.v1", 0), TP("loan.behavior.v1", 1)
+
+
+def test_a_commit_standing_behind_an_unacknowledged_record_is_reported_once_the_time_has_passed() -> None:
+    watch = StallWatch(seconds=20)
+    behind = {P0: (100, [101, 102]), P1: (50, [50, 51])}  # P1's record at the commit is done: it will move
+    assert watch.stalled(0.0, behind) == []
+    assert watch.stalled(19.0, behind) == []
+    assert watch.stalled(20.0, behind) == [(P0, 100)]
+    assert watch.stalled(21.0, behind) == [], "reported once, then timed afresh"
+    assert watch.stalled(41.0, behind) == [(P0, 100)]
+
+
+def test_a_commit_that_moves_or_catches_up_is_not_stalled() -> None:
+    watch = StallWatch(seconds=20)
+    assert watch.stalled(0.0, {P0: (100, [101])}) == []
+    assert watch.stalled(15.0, {P0: (102, [103])}) == [], "it moved: the time starts again"
+    assert watch.stalled(30.0, {P0: (102, [103])}) == []
+    assert watch.stalled(31.0, {P0: (103, [])}) == [], "caught up"
+    assert watch.stalled(60.0, {P0: (103, [104])}) == []
+    watch.reset()
+    assert watch.stalled(79.0, {P0: (103, [104])}) == [], "a rebalance starts every clock again"
