@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
+from faust.types import TP
 
 from detectors.engine_state import CustomerState, Position
 from detectors.models.checkpoint import ModelSet
@@ -38,12 +39,14 @@ from streams.config_feed import ConfigFeed
 from streams.entity_agent import EntityFanout
 from streams.faust_context import event_context
 from streams.faust_tables import changelogs_delivered
+from streams.input_progress import InputProgress, Verdict
 from streams.metrics import WorkerMetrics
-from streams.offset_trail import OffsetTrail
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How long a partition read again stays paused before the move (records fetched further on are dropped meanwhile).
+REREAD_PAUSE_SECONDS = 1.5
 # Model checkpoints can hold many pending repayment outcomes: allow their changelog records to be large.
 MODEL_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
 
@@ -95,7 +98,37 @@ def install_engine_agent(
     )
     models: dict[int, ModelSet] = {}
     saved_at: dict[int, float] = {}
-    trail = OffsetTrail()
+    # The next offset to apply per input partition (see streams.input_progress), co-partitioned with the input.
+    progress_table = app.Table(
+        "input-progress", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    progress = InputProgress()
+    rereading: set[tuple[str, int]] = set()
+
+    def judge(message: Any) -> Verdict:
+        key = (message.topic, message.partition)
+        if key not in progress.expected:
+            stored: bytes | None = progress_table.get(_progress_key(*key))
+            if stored:
+                progress.skip_to(*key, int(stored))
+        return progress.judge(
+            message.topic, message.partition, message.offset, lambda: _end_offset(app, message.tp)
+        )
+
+    async def reread(topic: str, partition: int, offset: int) -> None:
+        """Read ``partition`` again from ``offset``, paused meanwhile so records fetched further on are dropped."""
+        tp = TP(topic, partition)
+        consumer = app.consumer
+        try:
+            if app.rebalancing or tp not in consumer.assignment():
+                return  # the rebalance seeks it to the committed offset; a gap there is found again
+            consumer.pause_partitions([tp])
+            await asyncio.sleep(REREAD_PAUSE_SECONDS)  # a fetch already under way returns within Faust's 1 s wait
+            if tp in consumer.assignment():
+                await consumer.seek(tp, offset)
+                consumer.resume_partitions([tp])
+        finally:
+            rereading.discard((topic, partition))
 
     def models_for(partition: int) -> ModelSet:
         if partition not in models:
@@ -111,7 +144,7 @@ def install_engine_agent(
             if tp.topic in decoders:
                 models.pop(tp.partition, None)
                 metrics.forget_checkpoint(tp.partition)
-                trail.forget(tp.topic, tp.partition)
+                progress.expected.pop((tp.topic, tp.partition), None)  # the next owner's table is the truth
 
     async def handle(batch: list[faust.EventT[bytes]]) -> None:
         """One micro-batch: engine per event, then outputs delivered, then state written and delivered."""
@@ -123,13 +156,20 @@ def install_engine_agent(
         by_partition: dict[int, faust.EventT[bytes]] = {}
         outputs: list[Alert | LimitAction | ProfileSnapshot] = []
         tier_changes: dict[str, Tier | None] = {}
+        replays: Counter[tuple[str, int]] = Counter()
+        gaps: dict[tuple[str, int], int] = {}
+        advanced: dict[tuple[str, int], faust.EventT[bytes]] = {}
         for event in batch:
             counters.events += 1
             message = event.message
-            previous = trail.note(message.topic, message.partition, message.offset)
-            if previous is not None:
-                log.warning("%s[%d]: offset %d received after %d (%s)", message.topic, message.partition,
-                            message.offset, previous, "records skipped" if message.offset > previous else "re-read")
+            verdict = judge(message)
+            if verdict == "replay":
+                replays[(message.topic, message.partition)] += 1
+                continue
+            if verdict == "gap":
+                gaps.setdefault((message.topic, message.partition), message.offset)
+                continue
+            advanced[(message.topic, message.partition)] = event
             try:
                 decoded = decoders[message.topic](event.value)
             except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
@@ -178,8 +218,26 @@ def install_engine_agent(
                 with event_context(event):
                     checkpoints[str(partition).encode()] = models[partition].to_bytes()
                 saved_at[partition] = now
+        for (topic, partition), event in advanced.items():
+            with event_context(event):
+                progress_table[_progress_key(topic, partition)] = str(progress.expected[(topic, partition)]).encode()
         # Before the batch is acknowledged (and its offsets become committable): see streams.faust_tables.
-        await changelogs_delivered(states, checkpoints)
+        await changelogs_delivered(states, checkpoints, progress_table)
+        for (topic, partition), count in replays.items():
+            log.info("%s[%d]: %d records applied before were delivered again: skipped", topic, partition, count)
+        for (topic, partition), offset in gaps.items():
+            expected = progress.expected[(topic, partition)]
+            if (topic, partition) in rereading:
+                continue
+            if not progress.give_up_or_retry(topic, partition):
+                log.error("%s[%d]: records %d to %d cannot be read (deleted by retention?); going on from %d",
+                          topic, partition, expected, offset - 1, offset)
+                progress.skip_to(topic, partition, offset)
+                continue
+            log.warning("%s[%d]: record %d arrived where %d was expected: reading the partition again from %d",
+                        topic, partition, offset, expected, expected)
+            rereading.add((topic, partition))
+            asyncio.ensure_future(reread(topic, partition, expected))
         # Per batch, not per event: a labelled child's inc() takes a lock.
         for topic, count in Counter(event.message.topic for event in batch).items():
             metrics.events(topic, count)
@@ -200,6 +258,19 @@ def install_engine_agent(
             await run_to_end(handle(list(batch)), len(batch), "profile")
 
     return states
+
+
+def _progress_key(topic: str, partition: int) -> bytes:
+    return f"{topic}:{partition}".encode()
+
+
+def _end_offset(app: faust.App, tp: Any) -> int | None:
+    """The partition's end offset as the consumer last saw it (None before its first fetch)."""
+    try:
+        end = app.consumer.highwater(tp)
+    except Exception:  # noqa: BLE001 — unknown is an acceptable answer; the check it feeds is a safeguard
+        return None
+    return end if isinstance(end, int) and end >= 0 else None
 
 
 def _seconds_since(saved_at: dict[int, float], partition: int) -> Callable[[], float]:
