@@ -198,16 +198,20 @@ def difference(stored: CustomerState, truth: CustomerState) -> str:
 
 
 def history(settings: Settings, customer: bytes) -> str:
-    """Every state the changelog holds for ``customer``, one line each: where, when, a few counts, replays seen."""
+    """Every state the changelog holds for ``customer``, one line each: where, when, a few counts, replays seen,
+    the burst episode and the ids of the alerts it sent, the input positions applied."""
     topic = f"{settings.app_id}-customer-state-changelog"
     lines = []
     for record in read_changelog(settings, topic, customer.__eq__):
-        profile = CustomerState.from_bytes(record.value).profile
+        state = CustomerState.from_bytes(record.value)
+        profile, burst = state.profile, state.burst
         x = features(profile, profile.watermark_ms)
         lines.append(
             f"  partition {record.partition} offset {record.offset} at {record.timestamp_ms}: watermark "
             f"{profile.watermark_ms}, logins_30d {x['logins_30d']:.0f}, page_views_30d {x['page_views_30d']:.0f}, "
-            f"replays {profile.duplicate_events}"
+            f"replays {profile.duplicate_events}; burst {len(burst.applications)} applications, episode "
+            f"{burst.episode_tier}, sent {[e.alert.alert_id[:8] for e in burst.emitted]}; positions "
+            f"{[(p.source, p.partition, p.offset) for p in state.positions]}"
         )
     return "\n".join(lines)
 
