@@ -20,7 +20,6 @@ from streams.config_feed import ConfigFeed
 from streams.dead_letters import dead_letter_for, kafka_time
 from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agent
 from streams.entity_agent import install_entity_agent
-from streams.faust_commits import install_stall_repair, use_in_order_commits
 from streams.faust_tables import Table
 from streams.kafka_auth import faust_credentials
 from streams.metrics import WorkerMetrics
@@ -85,7 +84,6 @@ def create_app(
         table_cleanup_interval=60.0,
         Table=Table,  # tolerates the empty metadata of a broker that just restarted (see streams.faust_tables)
     )
-    use_in_order_commits(app)  # never commits over a record it dropped in a rebalance (see streams.faust_commits)
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -159,7 +157,6 @@ def create_app(
     )
     committed_topics = [*inputs, membership.get_topic_name(), settings.entity_observations_topic]
     install_lag_probe(app, metrics.lag, [*committed_topics, settings.ring_links_topic])
-    install_stall_repair(app, [*committed_topics, settings.ring_links_topic])
     if settings.web_port is not None:
         install_profile_api(app, states)
     return app

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
-from faust.types import TP
 
 from detectors.engine_state import CustomerState, Position
 from detectors.models.checkpoint import ModelSet
@@ -41,12 +40,11 @@ from streams.faust_context import event_context
 from streams.faust_tables import changelogs_delivered
 from streams.input_progress import InputProgress, Verdict
 from streams.metrics import WorkerMetrics
+from streams.partition_fetch import FetchedEvent, fetch_range
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# How long a partition read again stays paused before the move (records fetched further on are dropped meanwhile).
-REREAD_PAUSE_SECONDS = 1.5
 # Model checkpoints can hold many pending repayment outcomes: allow their changelog records to be large.
 MODEL_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
 
@@ -103,7 +101,6 @@ def install_engine_agent(
         "input-progress", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
     progress = InputProgress()
-    rereading: set[tuple[str, int]] = set()
 
     def judge(message: Any) -> Verdict:
         key = (message.topic, message.partition)
@@ -115,20 +112,21 @@ def install_engine_agent(
             message.topic, message.partition, message.offset, lambda: _end_offset(app, message.tp)
         )
 
-    async def reread(topic: str, partition: int, offset: int) -> None:
-        """Read ``partition`` again from ``offset``, paused meanwhile so records fetched further on are dropped."""
-        tp = TP(topic, partition)
-        consumer = app.consumer
-        try:
-            if app.rebalancing or tp not in consumer.assignment():
-                return  # the rebalance seeks it to the committed offset; a gap there is found again
-            consumer.pause_partitions([tp])
-            await asyncio.sleep(REREAD_PAUSE_SECONDS)  # a fetch already under way returns within Faust's 1 s wait
-            if tp in consumer.assignment():
-                await consumer.seek(tp, offset)
-                consumer.resume_partitions([tp])
-        finally:
-            rereading.discard((topic, partition))
+    async def missing_before(event: faust.EventT[bytes]) -> list[faust.EventT[bytes]]:
+        """The records between the expected offset and ``event``'s, read directly; the ones gone are given up."""
+        message = event.message
+        expected = progress.expected[(message.topic, message.partition)]
+        log.warning("%s[%d]: record %d arrived where %d was expected: reading records %d to %d directly",
+                    message.topic, message.partition, message.offset, expected, expected, message.offset - 1)
+        fetched = await asyncio.to_thread(
+            fetch_range, settings, message.topic, message.partition, expected, message.offset
+        )
+        first = fetched[0].message.offset if fetched else message.offset
+        if first > expected:
+            log.error("%s[%d]: records %d to %d no longer exist (deleted by retention?); going on from %d",
+                      message.topic, message.partition, expected, first - 1, first)
+            progress.skip_to(message.topic, message.partition, first)
+        return cast(list[faust.EventT[bytes]], fetched)
 
     def models_for(partition: int) -> ModelSet:
         if partition not in models:
@@ -157,18 +155,29 @@ def install_engine_agent(
         outputs: list[Alert | LimitAction | ProfileSnapshot] = []
         tier_changes: dict[str, Tier | None] = {}
         replays: Counter[tuple[str, int]] = Counter()
-        gaps: dict[tuple[str, int], int] = {}
         advanced: dict[tuple[str, int], faust.EventT[bytes]] = {}
-        for event in batch:
-            counters.events += 1
+        queue = list(reversed(batch))  # popped from the end: records read directly are pushed in front
+        filled: set[int] = set()  # events whose gap was read directly already
+        while queue:
+            event = queue.pop()
             message = event.message
             verdict = judge(message)
             if verdict == "replay":
                 replays[(message.topic, message.partition)] += 1
                 continue
+            if verdict == "gap" and (isinstance(event, FetchedEvent) or id(event) in filled):
+                # Read directly and still not the expected offset: those offsets hold no record to apply.
+                log.error("%s[%d]: offsets %d to %d hold no record; going on from %d", message.topic,
+                          message.partition, progress.expected[(message.topic, message.partition)],
+                          message.offset - 1, message.offset)
+                progress.skip_to(message.topic, message.partition, message.offset)
+                verdict = judge(message)
             if verdict == "gap":
-                gaps.setdefault((message.topic, message.partition), message.offset)
+                filled.add(id(event))
+                queue.append(event)
+                queue.extend(reversed(await missing_before(event)))
                 continue
+            counters.events += 1
             advanced[(message.topic, message.partition)] = event
             try:
                 decoded = decoders[message.topic](event.value)
@@ -218,26 +227,15 @@ def install_engine_agent(
                 with event_context(event):
                     checkpoints[str(partition).encode()] = models[partition].to_bytes()
                 saved_at[partition] = now
+        # Before the batch is acknowledged (and its offsets become committable): see streams.faust_tables.
+        await changelogs_delivered(states, checkpoints)
+        # Then, and only then, the progress: records it counts as applied have their state on the broker.
         for (topic, partition), event in advanced.items():
             with event_context(event):
                 progress_table[_progress_key(topic, partition)] = str(progress.expected[(topic, partition)]).encode()
-        # Before the batch is acknowledged (and its offsets become committable): see streams.faust_tables.
-        await changelogs_delivered(states, checkpoints, progress_table)
+        await changelogs_delivered(progress_table)
         for (topic, partition), count in replays.items():
             log.info("%s[%d]: %d records applied before were delivered again: skipped", topic, partition, count)
-        for (topic, partition), offset in gaps.items():
-            expected = progress.expected[(topic, partition)]
-            if (topic, partition) in rereading:
-                continue
-            if not progress.give_up_or_retry(topic, partition):
-                log.error("%s[%d]: records %d to %d cannot be read (deleted by retention?); going on from %d",
-                          topic, partition, expected, offset - 1, offset)
-                progress.skip_to(topic, partition, offset)
-                continue
-            log.warning("%s[%d]: record %d arrived where %d was expected: reading the partition again from %d",
-                        topic, partition, offset, expected, expected)
-            rereading.add((topic, partition))
-            asyncio.ensure_future(reread(topic, partition, expected))
         # Per batch, not per event: a labelled child's inc() takes a lock.
         for topic, count in Counter(event.message.topic for event in batch).items():
             metrics.events(topic, count)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.input_progress import MAX_REREADS, InputProgress
+from streams.input_progress import InputProgress
 
 B = "loan.behavior.v1"
 
@@ -28,7 +28,7 @@ def test_a_record_beyond_the_expected_one_is_a_gap_and_so_is_every_later_one_unt
     assert progress.judge(B, 1, 12) == "gap", "11 never arrived"
     assert progress.judge(B, 1, 13) == "gap"
     assert progress.expected[(B, 1)] == 11
-    assert [progress.judge(B, 1, o) for o in (11, 12, 13)] == ["apply", "apply", "apply"], "read again, in order"
+    assert [progress.judge(B, 1, o) for o in (11, 12, 13)] == ["apply", "apply", "apply"], "read, in order"
 
 
 def test_a_partition_that_ends_before_the_expected_offset_was_created_again() -> None:
@@ -44,12 +44,3 @@ def test_a_partition_that_ends_before_the_expected_offset_was_created_again() ->
 
     progress.judge(B, 1, 1, end)
     assert asked == [], "the end offset is only asked for a record below the expectation"
-
-
-def test_a_gap_read_again_in_vain_is_given_up_after_the_allowed_attempts() -> None:
-    progress = InputProgress()
-    progress.skip_to(B, 1, 100)
-    assert [progress.give_up_or_retry(B, 1) for _ in range(MAX_REREADS)] == [True] * MAX_REREADS
-    assert progress.give_up_or_retry(B, 1) is False
-    progress.skip_to(B, 1, 150)
-    assert progress.give_up_or_retry(B, 1) is True, "a gap elsewhere has its own attempts"
