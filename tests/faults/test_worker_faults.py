@@ -229,7 +229,7 @@ def check_states(pipeline: Pipeline, records: list[SimRecord], customers: set[by
     replays = sum(stored[k][1].profile.duplicate_events for k in customers)
     print(
         f"state of {len(customers)} customers: burst state and every profile feature equal to the fault-free "
-        f"replay; {replays:,} redelivered events recognised"
+        f"replay; {replays:,} redelivered events reached the engine (the input progress skips the others)"
     )
 
 
