@@ -45,6 +45,9 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Records read directly per part when a gap is filled (a long gap, e.g. offsets moved forward by hand, is read in
+# parts, each applied before the next is read).
+MAX_FETCH = 5000
 # Model checkpoints can hold many pending repayment outcomes: allow their changelog records to be large.
 MODEL_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
 
@@ -118,10 +121,9 @@ def install_engine_agent(
         expected = progress.expected[(message.topic, message.partition)]
         log.warning("%s[%d]: record %d arrived where %d was expected: reading records %d to %d directly",
                     message.topic, message.partition, message.offset, expected, expected, message.offset - 1)
-        fetched = await asyncio.to_thread(
-            fetch_range, settings, message.topic, message.partition, expected, message.offset
-        )
-        first = fetched[0].message.offset if fetched else message.offset
+        end = min(message.offset, expected + MAX_FETCH)  # a long gap is read in parts, each applied before the next
+        fetched = await asyncio.to_thread(fetch_range, settings, message.topic, message.partition, expected, end)
+        first = fetched[0].message.offset if fetched else end
         if first > expected:
             log.error("%s[%d]: records %d to %d no longer exist (deleted by retention?); going on from %d",
                       message.topic, message.partition, expected, first - 1, first)
@@ -157,7 +159,7 @@ def install_engine_agent(
         replays: Counter[tuple[str, int]] = Counter()
         advanced: dict[tuple[str, int], faust.EventT[bytes]] = {}
         queue = list(reversed(batch))  # popped from the end: records read directly are pushed in front
-        filled: set[int] = set()  # events whose gap was read directly already
+        filled: dict[int, int | None] = {}  # event → the expected offset its gap was last read from
         while queue:
             event = queue.pop()
             message = event.message
@@ -165,7 +167,8 @@ def install_engine_agent(
             if verdict == "replay":
                 replays[(message.topic, message.partition)] += 1
                 continue
-            if verdict == "gap" and (isinstance(event, FetchedEvent) or id(event) in filled):
+            at = progress.expected.get((message.topic, message.partition))
+            if verdict == "gap" and (isinstance(event, FetchedEvent) or filled.get(id(event)) == at):
                 # Read directly and still not the expected offset: those offsets hold no record to apply.
                 log.error("%s[%d]: offsets %d to %d hold no record; going on from %d", message.topic,
                           message.partition, progress.expected[(message.topic, message.partition)],
@@ -173,7 +176,7 @@ def install_engine_agent(
                 progress.skip_to(message.topic, message.partition, message.offset)
                 verdict = judge(message)
             if verdict == "gap":
-                filled.add(id(event))
+                filled[id(event)] = at
                 queue.append(event)
                 queue.extend(reversed(await missing_before(event)))
                 continue
