@@ -160,6 +160,7 @@ def install_engine_agent(
         advanced: dict[tuple[str, int], faust.EventT[bytes]] = {}
         queue = list(reversed(batch))  # popped from the end: records read directly are pushed in front
         filled: dict[int, int | None] = {}  # event → the expected offset its gap was last read from
+        read_directly: list[Any] = []  # messages of records read directly, to acknowledge to Faust at the end
         while queue:
             event = queue.pop()
             message = event.message
@@ -178,7 +179,9 @@ def install_engine_agent(
             if verdict == "gap":
                 filled[id(event)] = at
                 queue.append(event)
-                queue.extend(reversed(await missing_before(event)))
+                fetched = await missing_before(event)
+                read_directly.extend(f.message for f in fetched)
+                queue.extend(reversed(fetched))
                 continue
             counters.events += 1
             advanced[(message.topic, message.partition)] = event
@@ -237,6 +240,9 @@ def install_engine_agent(
             with event_context(event):
                 progress_table[_progress_key(topic, partition)] = str(progress.expected[(topic, partition)]).encode()
         await changelogs_delivered(progress_table)
+        # Faust never handed these over, so its commit would stand before them for good: acknowledge them to it.
+        for skipped in read_directly:
+            app.consumer.ack(skipped)
         for (topic, partition), count in replays.items():
             log.info("%s[%d]: %d records applied before were delivered again: skipped", topic, partition, count)
         # Per batch, not per event: a labelled child's inc() takes a lock.
