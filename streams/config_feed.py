@@ -145,13 +145,7 @@ class ConfigFeed:
             topics.rules: self.live.apply_rules,
             topics.allowlist: self.live.apply_allowlist,
         }
-        consumer = Consumer({
-            **self._settings.confluent_config(),
-            "group.id": f"{self._settings.app_id}-config-feed",  # required by librdkafka; never joined or committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        })
+        consumer = Consumer(self._settings.reader_config("config-feed"))
         try:
             pending = self._assign_all(consumer, list(handlers))
             while not self._stop.is_set():

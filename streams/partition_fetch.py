@@ -43,13 +43,7 @@ def fetch_range(
     Records gone (deleted by retention) are simply absent: the first one returned then lies beyond ``start``.
     Raises :class:`FetchError` when the range cannot be read within ``timeout`` seconds.
     """
-    consumer = Consumer({
-        **settings.confluent_config(),
-        "group.id": f"{settings.app_id}-gap-fetch",  # required by librdkafka; never joined or committed
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(settings.reader_config("gap-fetch"))
     try:
         consumer.assign([TopicPartition(topic, partition, start)])
         fetched: list[FetchedEvent] = []

@@ -32,12 +32,7 @@ def read_live_config(settings: Settings, timeout: float = 30.0) -> LiveConfig:
     """The rule set and allow-list as the workers see them now: both topics read to their end."""
     live = LiveConfig(fallback=EngineConfig())
     topics = {settings.topics.rules: live.apply_rules, settings.topics.allowlist: live.apply_allowlist}
-    consumer = Consumer({
-        **settings.confluent_config(),
-        "group.id": f"{settings.app_id}-rules-cli",  # never joined or committed
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    })
+    consumer = Consumer(settings.reader_config("rules-cli"))
     try:
         metadata = consumer.list_topics(timeout=timeout)
         missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error is not None]

@@ -231,6 +231,19 @@ class Settings(BaseSettings):
             conf["ssl.endpoint.identification.algorithm"] = "https" if self.kafka_ssl_check_hostname else "none"
         return conf
 
+    def reader_config(self, purpose: str) -> dict[str, str | int | float | bool]:
+        """A confluent-kafka consumer that reads assigned partitions outside any group, to their end.
+
+        librdkafka requires a group id; it is named after ``purpose`` and never joined or committed.
+        """
+        return {
+            **self.confluent_config(),
+            "group.id": f"{self.app_id}-{purpose}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+
     def to_env(self) -> dict[str, str]:
         """These settings as ``LOANWATCH_*`` variables, to start another loanwatch process with the same view."""
         env: dict[str, str] = {}
