@@ -26,6 +26,7 @@ from streams.metrics import WorkerMetrics
 from streams.profile_api import install_profile_api
 from streams.ring_agent import RingOutputs, install_ring_agent
 from streams.settings import Settings
+from streams.stall_watch import StallWatch
 from streams.worker_lag import install_lag_probe
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,9 @@ def create_app(
         metrics=metrics,
     )
     committed_topics = [*inputs, membership.get_topic_name(), settings.entity_observations_topic]
-    install_lag_probe(app, metrics.lag, [*committed_topics, settings.ring_links_topic])
+    install_lag_probe(
+        app, metrics.lag, [*committed_topics, settings.ring_links_topic], StallWatch(settings.worker_stall_seconds)
+    )
     if settings.web_port is not None:
         install_profile_api(app, states)
     return app

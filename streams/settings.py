@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     worker_commit_interval: float = Field(default=1.0, gt=0, le=60)
     worker_batch_size: int = Field(default=500, ge=1, le=100_000, description="events an agent takes at once")
     worker_batch_seconds: float = Field(default=0.2, gt=0, le=10, description="longest wait to fill a batch")
+    worker_stall_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="a worker whose owned partitions have records waiting and no commit for this long ends itself "
+        "(exit 75) for its supervisor to restart; 0 = never",
+    )
     model_checkpoint_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how often each partition's models are checkpointed"
     )

@@ -10,12 +10,15 @@ so a worker stuck before its first commit would report nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import faust
 
+from streams.agent_watchdog import exit_now
 from streams.metrics import LagGauge, consumer_lag
+from streams.stall_watch import EXIT_STALLED, StallWatch
 
 __all__ = ["LAG_SAMPLE_SECONDS", "install_lag_probe", "worker_lags"]
 
@@ -49,8 +52,18 @@ def worker_lags(
     return out
 
 
-def install_lag_probe(app: faust.App, gauge: LagGauge, topics: Collection[str]) -> None:
-    """Sample the lag of ``topics``' owned partitions into ``gauge`` every :data:`LAG_SAMPLE_SECONDS`."""
+def install_lag_probe(
+    app: faust.App,
+    gauge: LagGauge,
+    topics: Collection[str],
+    stall: StallWatch | None = None,
+    exit_process: Callable[[int], None] = exit_now,
+) -> None:
+    """Sample the lag of ``topics``' owned partitions into ``gauge`` every :data:`LAG_SAMPLE_SECONDS`.
+
+    With ``stall``, a worker whose owned partitions have had records waiting and no commit for its
+    ``stall_seconds`` logs them and ends with :data:`streams.stall_watch.EXIT_STALLED`.
+    """
 
     @app.timer(interval=LAG_SAMPLE_SECONDS)  # type: ignore[untyped-decorator]
     async def sample_lag() -> None:
@@ -59,4 +72,21 @@ def install_lag_probe(app: faust.App, gauge: LagGauge, topics: Collection[str]) 
             **app.monitor.tp_committed_offsets,
             **getattr(consumer, "_committed_offset", {}),
         }
-        gauge.update(worker_lags(consumer.assignment(), consumer.highwater, committed, topics))
+        lags = worker_lags(consumer.assignment(), consumer.highwater, committed, topics)
+        gauge.update(lags)
+        if stall is None:
+            return
+        by_key = {(tp.topic, tp.partition): offset for tp, offset in committed.items()}
+        restoring = bool(getattr(app, "in_recovery", False) or getattr(app, "rebalancing", False))
+        stalled = stall.observe(
+            time.monotonic(), [(topic, p, lag, by_key.get((topic, p))) for topic, p, lag in lags], restoring
+        )
+        if stalled:
+            log.critical(
+                "no commit for %.0fs on partitions with records waiting: %s; ending the worker (exit %d) for its "
+                "supervisor to start it again (it re-reads from the last commit)",
+                max(s.seconds for s in stalled),
+                ", ".join(f"{s.topic}[{s.partition}] lag {s.lag} at {s.committed}" for s in stalled),
+                EXIT_STALLED,
+            )
+            exit_process(EXIT_STALLED)

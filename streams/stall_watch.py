@@ -1,0 +1,75 @@
+"""Ends a worker that owns partitions with records waiting but has committed nothing on them for too long.
+
+The agent watchdog (``streams.agent_watchdog``) catches an agent that crashed. A worker can also stand still
+with every agent alive: Faust can hold a partition and never fetch from it again after a rebalance or a restart
+(robinhood/faust#301, faust-streaming/faust#324), and a worker that stalls that way keeps its partitions from the
+rest of the group. Lag alone cannot tell that from a busy worker, but a commit that does not move while the lag
+stays above zero can: the worker commits every ``worker_commit_interval`` seconds whatever it has applied.
+
+:class:`StallWatch` is the pure half: fed the lag probe's samples, it names the partitions that have had records
+waiting and no commit for ``stall_seconds``. The lag probe then logs them and ends the process with
+:data:`EXIT_STALLED`, for the supervisor to start it again; nothing is lost, as the next worker re-reads from the
+last commit. The default (5 minutes) is well above the slowest batch and a Kafka restart the worker waits out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = ["EXIT_STALLED", "Stalled", "StallWatch"]
+
+#: EX_TEMPFAIL: a temporary failure, to be retried by starting the worker again.
+EXIT_STALLED: Final = 75
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Stalled:
+    """A partition with ``lag`` records waiting and no commit moved for ``seconds``."""
+
+    topic: str
+    partition: int
+    lag: int
+    committed: int | None
+    seconds: float
+
+
+@dataclass
+class _Seen:
+    committed: int | None
+    since: float  # when the committed offset last moved, or the partition last had nothing waiting
+
+
+@dataclass
+class StallWatch:
+    """Per owned partition, how long records have waited with no commit; ``stall_seconds`` 0 watches nothing."""
+
+    stall_seconds: float
+    _seen: dict[Key, _Seen] = field(default_factory=dict)
+
+    def observe(
+        self, now: float, samples: Iterable[tuple[str, int, int, int | None]], restoring: bool = False
+    ) -> list[Stalled]:
+        """Feed one sample of (topic, partition, lag, committed) per owned partition; return the stalled ones.
+
+        A partition absent from a sample is no longer owned (or its highwater is unknown): it is forgotten, so a
+        partition handed back later starts its clock afresh. ``restoring``: the worker is rebalancing or
+        restoring its tables from their changelogs, which holds every commit back for as long as the tables are
+        big; every clock starts afresh.
+        """
+        stalled: list[Stalled] = []
+        current: dict[Key, _Seen] = {}
+        for topic, partition, lag, committed in samples:
+            key = (topic, partition)
+            seen = self._seen.get(key)
+            if seen is None or restoring or lag <= 0 or seen.committed != committed:
+                seen = _Seen(committed, now)
+            current[key] = seen
+            waited = now - seen.since
+            if self.stall_seconds > 0 and lag > 0 and waited >= self.stall_seconds:
+                stalled.append(Stalled(topic, partition, lag, committed, waited))
+        self._seen = current
+        return stalled
