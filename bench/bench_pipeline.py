@@ -48,9 +48,11 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +66,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka import libversion as librdkafka_version
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import serde
 from streams.admin import create_topics
@@ -219,7 +222,15 @@ def variant_settings(bootstrap: str, home: Path, inputs: TopicNames, tag: str, n
         worker_commit_interval=args.commit_interval,
         log_level="INFO",
         topics=TopicNames(**own),
+        # The loanwatch worker's /metrics gives the time per batch stage (the baselines have none).
+        worker_metrics_port=free_port() if name == "loanwatch" else 0,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def create_input_topics(settings: Settings) -> None:
@@ -385,6 +396,8 @@ class RunResult:
     commits_seen: int = 0
     stop: str = ""
     stalled_at: int | None = None  # committed offsets stopped short of the end here
+    # loanwatch only: mean seconds per micro-batch in each stage of the engine agent, from its /metrics
+    stage_seconds_per_batch: dict[str, float] = field(default_factory=dict)
 
 
 #: How each worker process ended, by app id (SIGTERM honoured or not), for the report.
@@ -549,6 +562,8 @@ def run_variant(
             proc, offsets, total, log_path, broker_pid, args.timeout, variant, stall_after=args.stall_seconds
         )
         time.sleep(0.5)
+        if settings.worker_metrics_port:
+            result.stage_seconds_per_batch = batch_stages(settings.worker_metrics_port)
     rate_from(samples, total, result)
     if samples[-1].committed < total:
         result.stalled_at = samples[-1].committed
@@ -559,7 +574,31 @@ def run_variant(
         f"{variant}: {result.events_per_s:,.0f} events/s over {result.measured_window_s:.1f}s "
         f"(start-up {result.startup_s:.1f}s, worker {result.worker_cores} cores)"
     )
+    if result.stage_seconds_per_batch:
+        per_batch = result.stage_seconds_per_batch
+        stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in per_batch.items() if k != "batches")
+        say(f"{variant}: per micro-batch ({result.stage_seconds_per_batch['batches']:.0f} batches): {stages}")
     return result
+
+
+def batch_stages(port: int) -> dict[str, float]:
+    """Mean seconds per micro-batch in each engine-agent stage, from the worker's own histogram."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()  # noqa: S310
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "loanwatch_engine_batch_seconds":
+            continue
+        for sample in family.samples:
+            stage = sample.labels.get("stage", "")
+            if sample.name.endswith("_sum"):
+                sums[stage] = sample.value
+            elif sample.name.endswith("_count"):
+                counts[stage] = sample.value
+    batches = counts.get("engine", 0.0)
+    if not batches:
+        return {}
+    return {**{stage: sums[stage] / batches for stage in sums}, "batches": batches}
 
 
 # -- py-spy ---------------------------------------------------------------------------------------------------

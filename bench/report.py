@@ -164,6 +164,17 @@ def _pipeline_figures(part: Mapping[str, Any]) -> list[Figure]:
                 versus=_versus("pass-through", ratio(lw_run["events_per_worker_cpu_s"], per_cpu_pt)),
             )
         )
+    stages = lw_run.get("stage_seconds_per_batch") or {}
+    if stages.get("batches"):
+        busy = {k: v for k, v in stages.items() if k != "batches"}
+        rows.append(
+            Figure(
+                "loanwatch time per micro-batch",
+                sum(busy.values()) * 1000,
+                "ms",
+                versus=", ".join(f"{k} {v * 1000:.0f} ms" for k, v in busy.items()),
+            )
+        )
     for phase in (part.get("latency") or {}).get("phases", []):
         judged = phase["phase"] == TARGET_P99_PHASE
         p99 = phase.get("p99_ms")

@@ -42,8 +42,10 @@ BATCH_ROWS_BUCKETS: Final = (1, 10, 50, 100, 500, 1000, 2500, 5000, 10_000, 25_0
 #: Seconds one ClickHouse insert takes.
 INSERT_SECONDS_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-ENGINE_STAGES: Final = ("engine", "publish")
-"""``engine``: decode and every detector for the batch; ``publish``: table writes and sends to Kafka."""
+ENGINE_STAGES: Final = ("engine", "outputs", "state")
+"""``engine``: decode and every detector for the batch; ``outputs``: alerts, actions, snapshots and entity
+observations sent and acknowledged by the broker; ``state``: state and model checkpoints written and acknowledged
+(the batch's delivery order, see streams.engine_agent)."""
 
 
 def _new_registry() -> CollectorRegistry:
@@ -122,13 +124,15 @@ class WorkerMetrics:
         )
         stage_seconds = Histogram(
             "loanwatch_engine_batch_seconds",
-            "Seconds one micro-batch spent in each stage (engine: decode and detectors; publish: state and sends).",
+            "Seconds one micro-batch spent in each stage (engine: decode and detectors; outputs: sends acknowledged; "
+            "state: table writes acknowledged).",
             ["stage"],
             buckets=BATCH_SECONDS_BUCKETS,
             registry=r,
         )
         self.engine_seconds = stage_seconds.labels("engine")
-        self.publish_seconds = stage_seconds.labels("publish")
+        self.outputs_seconds = stage_seconds.labels("outputs")
+        self.state_seconds = stage_seconds.labels("state")
         self.batch_events = Histogram(
             "loanwatch_engine_batch_events", "Records per engine micro-batch.", buckets=BATCH_EVENTS_BUCKETS,
             registry=r,

@@ -198,3 +198,15 @@ def test_writer_rate_is_measured_between_first_and_last_flush() -> None:
     assert steady_rate([]) is None
     assert steady_rate([(10.0, 5000)]) is None
     assert steady_rate([(10.0, 5000), (11.0, 10000), (12.0, 25000)]) == 10000
+
+
+def test_batch_stages_sum_to_the_time_per_batch_and_name_each_stage() -> None:
+    part = pipeline(2000, 4000, 8000)
+    part["runs"]["loanwatch"]["stage_seconds_per_batch"] = {
+        "engine": 0.120, "outputs": 0.030, "state": 0.050, "batches": 40.0
+    }
+    row = by_name(report.assemble(header(), {"pipeline": part}))["loanwatch time per micro-batch"]
+    assert row["value"] == pytest.approx(200.0)
+    assert row["versus"] == "engine 120 ms, outputs 30 ms, state 50 ms"
+    without = by_name(report.assemble(header(), {"pipeline": pipeline(2000, 4000, 8000)}))
+    assert "loanwatch time per micro-batch" not in without
