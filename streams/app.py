@@ -143,6 +143,7 @@ def create_app(
     )
     fanout = install_entity_agent(app, settings, feed, publish_link, send_links, counters)
     inputs = [settings.topics.behavior, settings.topics.repayment, settings.topics.inquiry]
+    applied: set[tuple[str, int]] = set()  # input partitions the engine agent applied records of (stall watch)
     states = install_engine_agent(
         app,
         settings,
@@ -155,10 +156,15 @@ def create_app(
         membership_topic=membership.get_topic_name(),
         report_tiers=send_tiers,
         metrics=metrics,
+        applied=applied,
     )
     committed_topics = [*inputs, membership.get_topic_name(), settings.entity_observations_topic]
     install_lag_probe(
-        app, metrics.lag, [*committed_topics, settings.ring_links_topic], StallWatch(settings.worker_stall_seconds)
+        app,
+        metrics.lag,
+        [*committed_topics, settings.ring_links_topic],
+        StallWatch(settings.worker_stall_seconds),
+        applied=applied,
     )
     if settings.web_port is not None:
         install_profile_api(app, states)

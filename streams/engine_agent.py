@@ -68,13 +68,15 @@ def install_engine_agent(
     membership_topic: str | None = None,
     report_tiers: Callable[[list[tuple[str, Tier | None]]], Awaitable[None]] | None = None,
     metrics: WorkerMetrics | None = None,
+    applied: set[tuple[str, int]] | None = None,
 ) -> faust.types.TableT[bytes, bytes]:
     """Register the state and model tables and the agent on ``app``; returns the customer-state table.
 
     ``fanout`` receives every decoded behaviour event's entities (the entity agent's input); ``membership_topic``
     carries ring memberships keyed by customer, read alongside the input topics; ``report_tiers`` receives
     each batch's changes of customers' own tiers (for the ring agent); ``metrics`` receives input counts by
-    topic, batch sizes and stage latencies, and each owned partition's model checkpoint age.
+    topic, batch sizes and stage latencies, and each owned partition's model checkpoint age; ``applied``
+    receives the (topic, partition) of every record applied (the stall watch's sign of life).
     """
     metrics = metrics if metrics is not None else WorkerMetrics(settings.app_id)
     decoders: dict[str, Callable[[bytes], Any]] = {
@@ -185,6 +187,8 @@ def install_engine_agent(
                 continue
             counters.events += 1
             advanced[(message.topic, message.partition)] = event
+            if applied is not None:
+                applied.add((message.topic, message.partition))
             try:
                 decoded = decoders[message.topic](event.value)
             except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.

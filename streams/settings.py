@@ -99,8 +99,8 @@ class Settings(BaseSettings):
         default=300.0,
         ge=0,
         le=86400,
-        description="a worker whose owned partitions have records waiting and no commit for this long ends itself "
-        "(exit 75) for its supervisor to restart; 0 = never",
+        description="a worker whose owned partitions have had records waiting and neither a record applied nor a "
+        "commit for this long ends itself (exit 75) for its supervisor to restart; 0 = never",
     )
     model_checkpoint_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how often each partition's models are checkpointed"

@@ -4,17 +4,19 @@ The agent watchdog (``streams.agent_watchdog``) catches an agent that crashed. A
 with every agent alive: Faust can hold a partition and never fetch from it again after a rebalance or a restart
 (robinhood/faust#301, faust-streaming/faust#324), and a worker that stalls that way keeps its partitions from the
 rest of the group. Lag alone cannot tell that from a busy worker, but a commit that does not move while the lag
-stays above zero can: the worker commits every ``worker_commit_interval`` seconds whatever it has applied.
+stays above zero can: the worker commits every ``worker_commit_interval`` seconds whatever it has applied. One
+batch can take long without a commit (records read directly to fill a gap are applied in one batch), so a
+partition whose records the engine agent applied since the last sample counts as moving too.
 
 :class:`StallWatch` is the pure half: fed the lag probe's samples, it names the partitions that have had records
-waiting and no commit for ``stall_seconds``. The lag probe then logs them and ends the process with
-:data:`EXIT_STALLED`, for the supervisor to start it again; nothing is lost, as the next worker re-reads from the
-last commit. The default (5 minutes) is well above the slowest batch and a Kafka restart the worker waits out.
+waiting and neither a commit nor a record applied for ``stall_seconds``. The lag probe then logs them and ends the
+process with :data:`EXIT_STALLED`, for the supervisor to start it again; nothing is lost, as the next worker
+re-reads from the last commit. The default (5 minutes) is well above a Kafka restart the worker waits out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -51,21 +53,26 @@ class StallWatch:
     _seen: dict[Key, _Seen] = field(default_factory=dict)
 
     def observe(
-        self, now: float, samples: Iterable[tuple[str, int, int, int | None]], restoring: bool = False
+        self,
+        now: float,
+        samples: Iterable[tuple[str, int, int, int | None]],
+        restoring: bool = False,
+        applied: Collection[Key] = (),
     ) -> list[Stalled]:
         """Feed one sample of (topic, partition, lag, committed) per owned partition; return the stalled ones.
 
         A partition absent from a sample is no longer owned (or its highwater is unknown): it is forgotten, so a
         partition handed back later starts its clock afresh. ``restoring``: the worker is rebalancing or
         restoring its tables from their changelogs, which holds every commit back for as long as the tables are
-        big; every clock starts afresh.
+        big; every clock starts afresh. ``applied``: partitions the worker applied records of since the last
+        sample: moving too, even with no commit yet (a long gap read directly is one batch, committed at its end).
         """
         stalled: list[Stalled] = []
         current: dict[Key, _Seen] = {}
         for topic, partition, lag, committed in samples:
             key = (topic, partition)
             seen = self._seen.get(key)
-            if seen is None or restoring or lag <= 0 or seen.committed != committed:
+            if seen is None or restoring or lag <= 0 or seen.committed != committed or key in applied:
                 seen = _Seen(committed, now)
             current[key] = seen
             waited = now - seen.since

@@ -58,11 +58,13 @@ def install_lag_probe(
     topics: Collection[str],
     stall: StallWatch | None = None,
     exit_process: Callable[[int], None] = exit_now,
+    applied: set[tuple[str, int]] | None = None,
 ) -> None:
     """Sample the lag of ``topics``' owned partitions into ``gauge`` every :data:`LAG_SAMPLE_SECONDS`.
 
     With ``stall``, a worker whose owned partitions have had records waiting and no commit for its
-    ``stall_seconds`` logs them and ends with :data:`streams.stall_watch.EXIT_STALLED`.
+    ``stall_seconds`` logs them and ends with :data:`streams.stall_watch.EXIT_STALLED`. ``applied`` is filled by
+    the engine agent with the (topic, partition) of each record it applies; each sample takes and empties it.
     """
 
     @app.timer(interval=LAG_SAMPLE_SECONDS)  # type: ignore[untyped-decorator]
@@ -78,8 +80,11 @@ def install_lag_probe(
             return
         by_key = {(tp.topic, tp.partition): offset for tp, offset in committed.items()}
         restoring = bool(getattr(app, "in_recovery", False) or getattr(app, "rebalancing", False))
+        moved = frozenset(applied) if applied is not None else frozenset()
+        if applied is not None:
+            applied.clear()
         stalled = stall.observe(
-            time.monotonic(), [(topic, p, lag, by_key.get((topic, p))) for topic, p, lag in lags], restoring
+            time.monotonic(), [(topic, p, lag, by_key.get((topic, p))) for topic, p, lag in lags], restoring, moved
         )
         if stalled:
             log.critical(

@@ -32,6 +32,15 @@ def test_a_moving_commit_or_nothing_waiting_restarts_the_clock() -> None:
     assert [s.partition for s in watch.observe(110, [("in", 0, 5, 140), ("in", 1, 3, 7)])] == [0, 1]
 
 
+def test_records_applied_without_a_commit_count_as_moving() -> None:
+    # A long gap read directly is one batch: its records are applied long before its commit.
+    watch = StallWatch(stall_seconds=60)
+    watch.observe(0, [("in", 0, 5000, 100), ("in", 1, 10, 7)])
+    assert watch.observe(50, [("in", 0, 5000, 100), ("in", 1, 10, 7)], applied={("in", 0)}) == []
+    assert [s.partition for s in watch.observe(100, [("in", 0, 5000, 100), ("in", 1, 10, 7)])] == [1]
+    assert [s.partition for s in watch.observe(110, [("in", 0, 5000, 100), ("in", 1, 10, 7)])] == [0, 1]
+
+
 def test_restoring_or_rebalancing_holds_every_clock() -> None:
     watch = StallWatch(stall_seconds=60)
     watch.observe(0, [("in", 0, 5, None)])
@@ -117,4 +126,28 @@ def test_the_lag_probe_ends_a_stalled_worker_and_not_a_restoring_one(monkeypatch
     tick(59)
     assert exits == []
     tick(1)
+    assert exits == [EXIT_STALLED]
+
+
+def test_the_lag_probe_takes_the_partitions_the_agent_applied_as_moving(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("streams.worker_lag.time.monotonic", lambda: clock[0])
+    tp = TP("in", 0)
+    app = FakeApp(FakeConsumer([tp], {tp: 50}, {tp: 20}))
+    applied: set[tuple[str, int]] = set()
+    exits: list[int] = []
+    install_lag_probe(
+        app, WorkerMetrics("t").lag, ["in"], StallWatch(60), exits.append, applied=applied  # type: ignore[arg-type]
+    )
+    [sample] = app.timers
+    for _ in range(5):  # 200 s with no commit, the agent applying records of the partition all along
+        clock[0] += 40
+        applied.add(("in", 0))
+        asyncio.run(sample())
+        assert applied == set()  # each sample takes what the agent reported
+    assert exits == []
+    clock[0] += 40
+    asyncio.run(sample())
+    clock[0] += 20
+    asyncio.run(sample())
     assert exits == [EXIT_STALLED]
