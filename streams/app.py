@@ -22,11 +22,12 @@ from streams.engine_agent import MODEL_CHECKPOINT_MAX_BYTES, install_engine_agen
 from streams.entity_agent import install_entity_agent
 from streams.faust_tables import Table
 from streams.kafka_auth import faust_credentials
+from streams.kafka_check import kafka_reachable
 from streams.metrics import WorkerMetrics
 from streams.profile_api import install_profile_api
 from streams.ring_agent import RingOutputs, install_ring_agent
 from streams.settings import Settings
-from streams.stall_watch import StallWatch
+from streams.stall_watch import AgentActivity, StallWatch
 from streams.worker_lag import install_lag_probe
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def create_app(
     )
     fanout = install_entity_agent(app, settings, feed, publish_link, send_links, counters)
     inputs = [settings.topics.behavior, settings.topics.repayment, settings.topics.inquiry]
-    applied: set[tuple[str, int]] = set()  # input partitions the engine agent applied records of (stall watch)
+    # What the engine agent applied and whether it is mid-batch: the stall watch's sign of life.
+    activity = AgentActivity(frozenset([*inputs, membership.get_topic_name()]))
     states = install_engine_agent(
         app,
         settings,
@@ -156,7 +158,7 @@ def create_app(
         membership_topic=membership.get_topic_name(),
         report_tiers=send_tiers,
         metrics=metrics,
-        applied=applied,
+        activity=activity,
     )
     committed_topics = [*inputs, membership.get_topic_name(), settings.entity_observations_topic]
     install_lag_probe(
@@ -164,7 +166,8 @@ def create_app(
         metrics.lag,
         [*committed_topics, settings.ring_links_topic],
         StallWatch(settings.worker_stall_seconds),
-        applied=applied,
+        activity=activity,
+        broker_reachable=lambda: kafka_reachable(settings),
     )
     if settings.web_port is not None:
         install_profile_api(app, states)

@@ -42,6 +42,7 @@ from streams.input_progress import InputProgress, Verdict
 from streams.metrics import WorkerMetrics
 from streams.partition_fetch import FetchedEvent, fetch_range
 from streams.settings import Settings
+from streams.stall_watch import AgentActivity
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,16 @@ def install_engine_agent(
     membership_topic: str | None = None,
     report_tiers: Callable[[list[tuple[str, Tier | None]]], Awaitable[None]] | None = None,
     metrics: WorkerMetrics | None = None,
-    applied: set[tuple[str, int]] | None = None,
+    activity: AgentActivity | None = None,
 ) -> faust.types.TableT[bytes, bytes]:
     """Register the state and model tables and the agent on ``app``; returns the customer-state table.
 
     ``fanout`` receives every decoded behaviour event's entities (the entity agent's input); ``membership_topic``
     carries ring memberships keyed by customer, read alongside the input topics; ``report_tiers`` receives
     each batch's changes of customers' own tiers (for the ring agent); ``metrics`` receives input counts by
-    topic, batch sizes and stage latencies, and each owned partition's model checkpoint age; ``applied``
-    receives the (topic, partition) of every record applied (the stall watch's sign of life).
+    topic, batch sizes and stage latencies, and each owned partition's model checkpoint age; ``activity``
+    receives the (topic, partition) of every record applied and whether a batch is running (the stall watch's
+    sign of life).
     """
     metrics = metrics if metrics is not None else WorkerMetrics(settings.app_id)
     decoders: dict[str, Callable[[bytes], Any]] = {
@@ -187,8 +189,8 @@ def install_engine_agent(
                 continue
             counters.events += 1
             advanced[(message.topic, message.partition)] = event
-            if applied is not None:
-                applied.add((message.topic, message.partition))
+            if activity is not None:
+                activity.applied.add((message.topic, message.partition))
             try:
                 decoded = decoders[message.topic](event.value)
             except Exception as exc:  # noqa: BLE001 — whatever the bytes are, they go to the dead-letter topic.
@@ -268,7 +270,13 @@ def install_engine_agent(
             settings.worker_batch_size, within=settings.worker_batch_seconds
         )
         async for batch in batches:
-            await run_to_end(handle(list(batch)), len(batch), "profile")
+            if activity is not None:
+                activity.in_batch = True
+            try:
+                await run_to_end(handle(list(batch)), len(batch), "profile")
+            finally:
+                if activity is not None:
+                    activity.in_batch = False
 
     return states
 

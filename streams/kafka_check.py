@@ -47,6 +47,15 @@ def check_access(settings: Settings, timeout: float = 15.0) -> None:
             raise KafkaAccessError(f"{_who(settings)} did not answer within {timeout:.0f}s: {reasons}")
 
 
+def kafka_reachable(settings: Settings, timeout: float = 5.0) -> bool:
+    """Whether the cluster answers a metadata request within ``timeout`` (blocking)."""
+    try:
+        check_access(settings, timeout)
+    except KafkaException:
+        return False
+    return True
+
+
 def _who(settings: Settings) -> str:
     """Where and as whom we connect, for error messages (no secret)."""
     who = f"Kafka at {settings.bootstrap()} ({settings.kafka_security_protocol}"

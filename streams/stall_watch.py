@@ -11,7 +11,8 @@ partition whose records the engine agent applied since the last sample counts as
 :class:`StallWatch` is the pure half: fed the lag probe's samples, it names the partitions that have had records
 waiting and neither a commit nor a record applied for ``stall_seconds``. The lag probe then logs them and ends the
 process with :data:`EXIT_STALLED`, for the supervisor to start it again; nothing is lost, as the next worker
-re-reads from the last commit. The default (5 minutes) is well above a Kafka restart the worker waits out.
+re-reads from the last commit. Unless the broker cannot be reached: nothing commits then, and a restarted worker
+could not start, so the probe asks the broker first and, without an answer, waits on with every clock restarted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["EXIT_STALLED", "Stalled", "StallWatch"]
+__all__ = ["EXIT_STALLED", "AgentActivity", "Stalled", "StallWatch"]
 
 #: EX_TEMPFAIL: a temporary failure, to be retried by starting the worker again.
 EXIT_STALLED: Final = 75
@@ -37,6 +38,32 @@ class Stalled:
     lag: int
     committed: int | None
     seconds: float
+
+
+@dataclass
+class AgentActivity:
+    """What an agent reading ``topics`` did since the last sample, filled by the agent.
+
+    The partitions it applied records of, and whether it is inside a batch now; :meth:`take_moving` reads and
+    empties it.
+    """
+
+    topics: frozenset[str]
+    applied: set[Key] = field(default_factory=set)
+    in_batch: bool = False
+
+    def take_moving(self, owned: Iterable[Key]) -> set[Key]:
+        """The partitions to count as moving since the last call.
+
+        Inside a batch that applied records, every owned partition of the agent's topics: a long batch (a gap read
+        directly) holds all their commits back, not only those of the partition it reads. Between batches, or
+        inside a batch that applied nothing, only the partitions it applied records of: a partition Faust no
+        longer fetches is then found while the others flow.
+        """
+        applied, self.applied = self.applied, set()
+        if self.in_batch and applied:
+            return {key for key in owned if key[0] in self.topics} | applied
+        return applied
 
 
 @dataclass
@@ -80,3 +107,8 @@ class StallWatch:
                 stalled.append(Stalled(topic, partition, lag, committed, waited))
         self._seen = current
         return stalled
+
+    def hold(self, now: float) -> None:
+        """Start every clock afresh: what looked like a stall has another cause (the broker cannot be reached)."""
+        for seen in self._seen.values():
+            seen.since = now

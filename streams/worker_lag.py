@@ -9,6 +9,7 @@ so a worker stuck before its first commit would report nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -18,7 +19,7 @@ import faust
 
 from streams.agent_watchdog import exit_now
 from streams.metrics import LagGauge, consumer_lag
-from streams.stall_watch import EXIT_STALLED, StallWatch
+from streams.stall_watch import EXIT_STALLED, AgentActivity, StallWatch
 
 __all__ = ["LAG_SAMPLE_SECONDS", "install_lag_probe", "worker_lags"]
 
@@ -58,13 +59,16 @@ def install_lag_probe(
     topics: Collection[str],
     stall: StallWatch | None = None,
     exit_process: Callable[[int], None] = exit_now,
-    applied: set[tuple[str, int]] | None = None,
+    activity: AgentActivity | None = None,
+    broker_reachable: Callable[[], bool] | None = None,
 ) -> None:
     """Sample the lag of ``topics``' owned partitions into ``gauge`` every :data:`LAG_SAMPLE_SECONDS`.
 
     With ``stall``, a worker whose owned partitions have had records waiting and no commit for its
-    ``stall_seconds`` logs them and ends with :data:`streams.stall_watch.EXIT_STALLED`. ``applied`` is filled by
-    the engine agent with the (topic, partition) of each record it applies; each sample takes and empties it.
+    ``stall_seconds`` logs them and ends with :data:`streams.stall_watch.EXIT_STALLED`. ``activity`` is the engine
+    agent's (the partitions it applied records of, whether it is inside a batch); each sample takes and empties it.
+    ``broker_reachable`` (blocking; run on a thread) is asked before a stall ends the worker: during a Kafka
+    outage nothing commits, and the worker waits the outage out instead.
     """
 
     @app.timer(interval=LAG_SAMPLE_SECONDS)  # type: ignore[untyped-decorator]
@@ -80,12 +84,15 @@ def install_lag_probe(
             return
         by_key = {(tp.topic, tp.partition): offset for tp, offset in committed.items()}
         restoring = bool(getattr(app, "in_recovery", False) or getattr(app, "rebalancing", False))
-        moved = frozenset(applied) if applied is not None else frozenset()
-        if applied is not None:
-            applied.clear()
+        moved = activity.take_moving((t, p) for t, p, _ in lags) if activity is not None else set()
         stalled = stall.observe(
             time.monotonic(), [(topic, p, lag, by_key.get((topic, p))) for topic, p, lag in lags], restoring, moved
         )
+        if stalled and broker_reachable is not None and not await asyncio.to_thread(broker_reachable):
+            log.warning("no commit for %.0fs on partitions with records waiting, and Kafka does not answer: waiting",
+                        max(s.seconds for s in stalled))
+            stall.hold(time.monotonic())
+            return
         if stalled:
             log.critical(
                 "no commit for %.0fs on partitions with records waiting: %s; ending the worker (exit %d) for its "

@@ -24,7 +24,9 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from streams.kafka_check import kafka_reachable
 from streams.local.kafka_broker import KAFKA_VERSION, POM_PATH, KafkaBrokerError, LocalKafka
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -306,3 +308,19 @@ def test_kafka_sh_start_and_stop(jars_dir: Path, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)
+
+
+def test_kafka_reachable_answers_for_a_running_broker_and_not_for_a_stopped_one(
+    jars_dir: Path, tmp_path: Path
+) -> None:
+    # The stall watch asks this before it ends a worker: during an outage the worker must wait, not exit.
+    kafka = LocalKafka(tmp_path / "kafka", progress=_say, jars_dir=jars_dir)
+    bootstrap = start_or_fail(kafka)
+    settings = Settings(kafka_bootstrap=bootstrap)
+    try:
+        assert kafka_reachable(settings, timeout=10)
+    finally:
+        kafka.stop()
+    started = time.monotonic()
+    assert not kafka_reachable(settings, timeout=3)
+    assert time.monotonic() - started < 10

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streams.metrics import WorkerMetrics
-from streams.stall_watch import EXIT_STALLED, StallWatch
+from streams.stall_watch import EXIT_STALLED, AgentActivity, StallWatch
 from streams.worker_lag import install_lag_probe
 
 
@@ -129,25 +129,69 @@ def test_the_lag_probe_ends_a_stalled_worker_and_not_a_restoring_one(monkeypatch
     assert exits == [EXIT_STALLED]
 
 
-def test_the_lag_probe_takes_the_partitions_the_agent_applied_as_moving(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inside_a_batch_that_applies_records_every_partition_of_the_agent_is_moving() -> None:
+    activity = AgentActivity(frozenset({"in"}))
+    owned = [("in", 0), ("in", 1), ("other", 0)]
+    activity.in_batch = True
+    activity.applied.add(("in", 0))  # a long gap read on partition 0 holds partition 1's commits back too
+    assert activity.take_moving(owned) == {("in", 0), ("in", 1)}
+    assert activity.applied == set()
+    assert activity.take_moving(owned) == set()  # inside a batch that applied nothing: stuck, not moving
+
+
+def test_between_batches_only_the_partitions_applied_are_moving() -> None:
+    activity = AgentActivity(frozenset({"in"}))
+    activity.applied.update({("in", 0)})  # partition 1 is no longer fetched while partition 0 flows
+    assert activity.take_moving([("in", 0), ("in", 1)]) == {("in", 0)}
+
+
+def test_the_lag_probe_takes_a_long_batch_as_moving_and_a_stuck_one_not(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [0.0]
     monkeypatch.setattr("streams.worker_lag.time.monotonic", lambda: clock[0])
-    tp = TP("in", 0)
-    app = FakeApp(FakeConsumer([tp], {tp: 50}, {tp: 20}))
-    applied: set[tuple[str, int]] = set()
+    tp0, tp1 = TP("in", 0), TP("in", 1)
+    app = FakeApp(FakeConsumer([tp0, tp1], {tp0: 50, tp1: 50}, {tp0: 20, tp1: 20}))
+    activity = AgentActivity(frozenset({"in"}))
     exits: list[int] = []
     install_lag_probe(
-        app, WorkerMetrics("t").lag, ["in"], StallWatch(60), exits.append, applied=applied  # type: ignore[arg-type]
+        app, WorkerMetrics("t").lag, ["in"], StallWatch(60), exits.append, activity=activity  # type: ignore[arg-type]
     )
     [sample] = app.timers
-    for _ in range(5):  # 200 s with no commit, the agent applying records of the partition all along
+    activity.in_batch = True
+    for _ in range(5):  # 200 s in one batch applying records of partition 0: no commit anywhere
         clock[0] += 40
-        applied.add(("in", 0))
+        activity.applied.add(("in", 0))
         asyncio.run(sample())
-        assert applied == set()  # each sample takes what the agent reported
     assert exits == []
-    clock[0] += 40
+    clock[0] += 40  # the batch applies nothing any more
     asyncio.run(sample())
     clock[0] += 20
     asyncio.run(sample())
     assert exits == [EXIT_STALLED]
+
+
+def test_a_stall_while_kafka_does_not_answer_waits_and_restarts_the_clocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("streams.worker_lag.time.monotonic", lambda: clock[0])
+    tp = TP("in", 0)
+    app = FakeApp(FakeConsumer([tp], {tp: 50}, {tp: 20}))
+    answers = [False]
+    asked: list[float] = []
+
+    def reachable() -> bool:
+        asked.append(clock[0])
+        return answers[0]
+
+    exits: list[int] = []
+    install_lag_probe(
+        app, WorkerMetrics("t").lag, ["in"], StallWatch(60), exits.append,  # type: ignore[arg-type]
+        broker_reachable=reachable,
+    )
+    [sample] = app.timers
+    for _ in range(4):  # samples at 0, 30, 60 and 90 s: at 60 s Kafka is asked, does not answer, clocks restart
+        asyncio.run(sample())
+        clock[0] += 30
+    assert asked == [60.0] and exits == []
+    answers[0] = True  # Kafka answers again, and the partition still does not move
+    clock[0] += 30
+    asyncio.run(sample())  # 150 s: 90 s since the restarted clock
+    assert asked == [60.0, 150.0] and exits == [EXIT_STALLED]
