@@ -99,12 +99,22 @@ def _latest_sizes(settings: Settings, topic: str) -> dict[str, int]:
 
 
 def measure_worker_memory(
-    bootstrap: str, broker_pid: int | None, run_dir: Path, customers: int, seed: int = 7
+    bootstrap: str,
+    broker_pid: int | None,
+    run_dir: Path,
+    customers: int,
+    seed: int = 7,
+    hours: float = HOURS,
+    active_share: float = ACTIVE_SHARE,
 ) -> tuple[dict[str, Any], Settings]:
-    """The figures (see the module doc), and the worker's settings: its topics feed the writer bench."""
-    simulated = math.ceil(customers / ACTIVE_SHARE)
-    say(f"worker memory: simulating {simulated:,} customers over {HOURS} h")
-    traffic = simulate(10**9, seed, customers=simulated, hours=HOURS)
+    """The figures (see the module doc), and the worker's settings: its topics feed the writer bench.
+
+    ``hours`` of simulated time: longer spans give each customer more events; ``active_share`` is then the share
+    of simulated customers with events in that span (:data:`ACTIVE_SHARE` is the one for :data:`HOURS`).
+    """
+    simulated = math.ceil(customers / active_share)
+    say(f"worker memory: simulating {simulated:,} customers over {hours} h")
+    traffic = simulate(10**9, seed, customers=simulated, hours=hours)
     total = len(traffic.values)
     # Stall detection ends a stuck run; the timeout only has to outlast a slow one on a busy machine.
     args = run_args(timeout=max(900.0, total / 100))
@@ -134,7 +144,7 @@ def measure_worker_memory(
     result = {
         "command": "python -m bench.bench_memory --customers " + str(customers),
         "events": total,
-        "hours": HOURS,
+        "hours": hours,
         "customers_simulated": simulated,
         "customers_with_events": all_customers,
         "customers_added": all_customers - warm_customers,
@@ -155,10 +165,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100_000, help="active customers to reach")
+    parser.add_argument("--hours", type=float, default=HOURS, help="simulated time: more hours, more events each")
+    parser.add_argument(
+        "--active-share", type=float, default=ACTIVE_SHARE,
+        help=f"share of simulated customers with events in --hours ({ACTIVE_SHARE} for {HOURS:g} h; 1.0 for days)",
+    )
     args = parser.parse_args(argv)
+    if not 0 < args.active_share <= 1 or args.hours <= 0:
+        parser.error("--hours must be > 0 and --active-share in (0, 1]")
     run_dir = BENCH_HOME / f"memory-{time.strftime('%Y%m%dT%H%M%S')}"
     with broker(argparse.Namespace(bootstrap=None, broker_pid=None, keep_data=False), run_dir) as (bootstrap, pid):
-        result, _ = measure_worker_memory(bootstrap, pid, run_dir, args.customers)
+        result, _ = measure_worker_memory(
+            bootstrap, pid, run_dir, args.customers, hours=args.hours, active_share=args.active_share
+        )
     print(json.dumps(result, indent=2))
     return result
 
