@@ -142,7 +142,8 @@ def measure_worker_memory(
         raise RuntimeError(f"worker memory: the worker stalled at {samples[-1].committed:,} of {total:,}")
     tables = changelog_sizes(settings)
     result = {
-        "command": "python -m bench.bench_memory --customers " + str(customers),
+        "command": f"python -m bench.bench_memory --customers {customers}"
+        + (f" --hours {hours:g} --active-share {active_share:g}" if hours != HOURS else ""),
         "events": total,
         "hours": hours,
         "customers_simulated": simulated,
