@@ -1,4 +1,4 @@
-"""Ends a worker that owns partitions with records waiting but has committed nothing on them for too long.
+"""Ends a worker that owns partitions with records waiting but has neither applied nor committed any for too long.
 
 The agent watchdog (``streams.agent_watchdog``) catches an agent that crashed. A worker can also stand still
 with every agent alive: Faust can hold a partition and never fetch from it again after a rebalance or a restart
@@ -31,7 +31,7 @@ Key = tuple[str, int]
 
 @dataclass(frozen=True)
 class Stalled:
-    """A partition with ``lag`` records waiting and no commit moved for ``seconds``."""
+    """A partition with ``lag`` records waiting and neither a commit nor a record applied for ``seconds``."""
 
     topic: str
     partition: int
@@ -69,12 +69,12 @@ class AgentActivity:
 @dataclass
 class _Seen:
     committed: int | None
-    since: float  # when the committed offset last moved, or the partition last had nothing waiting
+    since: float  # when the partition last moved (commit, record applied), had nothing waiting, or was restored
 
 
 @dataclass
 class StallWatch:
-    """Per owned partition, how long records have waited with no commit; ``stall_seconds`` 0 watches nothing."""
+    """Per owned partition, how long records have waited without moving; ``stall_seconds`` 0 watches nothing."""
 
     stall_seconds: float
     _seen: dict[Key, _Seen] = field(default_factory=dict)

@@ -64,9 +64,10 @@ def install_lag_probe(
 ) -> None:
     """Sample the lag of ``topics``' owned partitions into ``gauge`` every :data:`LAG_SAMPLE_SECONDS`.
 
-    With ``stall``, a worker whose owned partitions have had records waiting and no commit for its
-    ``stall_seconds`` logs them and ends with :data:`streams.stall_watch.EXIT_STALLED`. ``activity`` is the engine
-    agent's (the partitions it applied records of, whether it is inside a batch); each sample takes and empties it.
+    With ``stall``, a worker whose owned partitions have had records waiting and neither a commit nor a record
+    applied for its ``stall_seconds`` logs them and ends with :data:`streams.stall_watch.EXIT_STALLED`.
+    ``activity`` is the engine agent's (the partitions it applied records of, whether it is inside a batch); each
+    sample takes and empties it.
     ``broker_reachable`` (blocking; run on a thread) is asked before a stall ends the worker: during a Kafka
     outage nothing commits, and the worker waits the outage out instead.
     """
@@ -89,13 +90,13 @@ def install_lag_probe(
             time.monotonic(), [(topic, p, lag, by_key.get((topic, p))) for topic, p, lag in lags], restoring, moved
         )
         if stalled and broker_reachable is not None and not await asyncio.to_thread(broker_reachable):
-            log.warning("no commit for %.0fs on partitions with records waiting, and Kafka does not answer: waiting",
+            log.warning("%.0fs without progress on partitions with records waiting, and Kafka does not answer: waiting",
                         max(s.seconds for s in stalled))
             stall.hold(time.monotonic())
             return
         if stalled:
             log.critical(
-                "no commit for %.0fs on partitions with records waiting: %s; ending the worker (exit %d) for its "
+                "%.0fs without progress on partitions with records waiting: %s; ending the worker (exit %d) for its "
                 "supervisor to start it again (it re-reads from the last commit)",
                 max(s.seconds for s in stalled),
                 ", ".join(f"{s.topic}[{s.partition}] lag {s.lag} at {s.committed}" for s in stalled),
